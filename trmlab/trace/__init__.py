@@ -1,0 +1,10 @@
+"""Tracing: y and z at every latent update, answer update and supervision step of the recursion.
+
+``trace(model, batch)`` -> :class:`Trace` (save/load as .npz + .json); see recorder.py.
+"""
+from .projection import PCA, fit_pca
+from .recorder import EVENTS, Trace, expected_records, trace
+from .tasks import TaskSpec, arc_spec, dataset_task, infer_task, maze_spec, sudoku_spec
+
+__all__ = ["trace", "Trace", "EVENTS", "expected_records", "PCA", "fit_pca", "TaskSpec", "infer_task",
+           "dataset_task", "sudoku_spec", "maze_spec", "arc_spec"]

@@ -1,0 +1,76 @@
+"""Checkpoints that allow exact resume, written atomically and loaded safely.
+
+A checkpoint is one ``torch.save`` file holding only tensors and plain Python values: model weights,
+EMA shadow, both optimisers, schedulers, step, RNG states, loader position and the carry (per rank).
+It is written to a temporary file in the same folder and renamed, so an interrupted write leaves the
+previous checkpoint intact. Loading uses ``weights_only=True``: a file that carries pickled code is
+refused with :class:`CheckpointError`, never executed.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or not a plain-data checkpoint."""
+
+
+def save_atomic(obj, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    dst = Path(dst)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str | os.PathLike, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path}: refused to load: the file is not a plain-data checkpoint (it carries pickled Python "
+            f"objects or code, which trmlab never executes). Details: {str(e).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({e})") from None
+
+
+def find_checkpoint(run_or_file: str | os.PathLike, which: str = "last") -> Path:
+    """A checkpoint file: the path itself if it is a file, else ``<run>/checkpoints/<which>.pt``."""
+    p = Path(run_or_file)
+    if p.is_file():
+        return p
+    cand = p / "checkpoints" / f"{which}.pt"
+    if cand.is_file():
+        return cand
+    raise CheckpointError(f"{p}: no checkpoint '{which}.pt' under {p / 'checkpoints'}")

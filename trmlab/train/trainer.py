@@ -1,0 +1,350 @@
+"""The training loop, with the reference's semantics (trm-reference.md sections 3.3-3.7).
+
+* the persistent carry: one optimiser step per supervision step; only halted slots take new puzzles;
+* the loss (summed over the local batch) is divided by the GLOBAL batch size and the gradients are
+  summed over ranks, so the update is the global-batch mean;
+* AdamATan2 (or AdamW) for the dense weights and sign-SGD for the puzzle table, on one schedule;
+* EMA after every step; evaluation and checkpoints every ``eval_interval`` epochs with the EMA weights;
+* total optimiser steps = floor(epochs * total_groups * mean_puzzle_examples / global_batch_size).
+
+Everything a run produces lands in its folder: ``config.json``, ``metrics.jsonl``, ``checkpoints/``.
+``train(cfg, out_dir)`` is the entry point (also under torchrun); ``resume(out_dir)`` continues a run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..config import RunConfig, load_config
+from ..data.format import read_build_info
+from ..data.loader import TestLoader, TrainLoader
+from ..eval.evaluate import evaluate, headline
+from ..model import Carry, build_model, count_parameters
+from . import checkpoint as ckpt
+from . import distributed as D
+from .losses import act_loss
+from .logging import MetricsLogger
+from .optim import EMA, AdamATan2, SparseSignSGD, make_schedule
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN); the message says what and where."""
+
+
+def total_steps(epochs: int, total_groups: int, mean_puzzle_examples: float, global_batch_size: int) -> int:
+    return int(epochs * total_groups * mean_puzzle_examples / global_batch_size)
+
+
+def fill_from_metadata(cfg: RunConfig, meta) -> RunConfig:
+    """Copy vocab_size, seq_len and the number of puzzle identifiers from the dataset into the model."""
+    cfg.model.vocab_size = int(meta.vocab_size)
+    cfg.model.seq_len = int(meta.seq_len)
+    cfg.model.num_puzzle_identifiers = int(meta.num_puzzle_identifiers)
+    return cfg
+
+
+class Trainer:
+    """Holds the whole training state; ``run()`` trains until the schedule (or a budget) ends."""
+
+    def __init__(self, cfg: RunConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True):
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        t = cfg.train
+        self.dist = D.setup(t.device)
+        self.device = self.dist.device
+        if not cfg.data:
+            raise TrainingError("no dataset: set data=DIR (a folder built by `trmlab data ...`)")
+        if t.global_batch_size % self.dist.world_size:
+            raise TrainingError(f"train.global_batch_size ({t.global_batch_size}) must be divisible by the "
+                                f"number of processes ({self.dist.world_size})")
+        self.local_batch = t.global_batch_size // self.dist.world_size
+        self.loader = TrainLoader(cfg.data, t.global_batch_size, rank=self.dist.rank,
+                                  world_size=self.dist.world_size, seed=t.seed)
+        meta = self.loader.metadata
+        fill_from_metadata(cfg, meta)
+        self.total_steps = total_steps(t.epochs, meta.total_groups, meta.mean_puzzle_examples, t.global_batch_size)
+        if self.total_steps < 1:
+            raise TrainingError(f"the schedule has no step: epochs={t.epochs} x {meta.total_groups} groups x "
+                                f"{meta.mean_puzzle_examples:.3g} examples < global batch {t.global_batch_size}")
+        n_evals = t.epochs // t.eval_interval
+        # evaluate (and checkpoint) after every eval_interval epochs' worth of steps, and at the end
+        self.eval_steps = {max(1, round(k * self.total_steps / n_evals)) for k in range(1, n_evals + 1)}
+        self.task = read_build_info(cfg.data).get("family", "")
+
+        torch.manual_seed(t.seed + self.dist.rank)
+        self.model = build_model(cfg.model).to(self.device)
+        self.dtype = D.resolve_dtype(t.dtype, self.device)
+        self.model.set_forward_dtype(self.dtype)
+        D.broadcast_module(self.model, self.dist)
+        self.model.train()
+        self.n_params = count_parameters(self.model)
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        betas = (t.beta1, t.beta2)
+        if t.optimizer == "adamw":
+            main = torch.optim.AdamW(params, lr=t.lr, betas=betas, weight_decay=t.weight_decay, eps=1e-8)
+        else:
+            main = AdamATan2(params, lr=t.lr, betas=betas, weight_decay=t.weight_decay)
+        self.optimizers = [main]
+        if self.model.puzzle_emb is not None:
+            self.optimizers.append(SparseSignSGD(self.model.puzzle_emb, lr=t.puzzle_emb_lr,
+                                                 weight_decay=t.puzzle_emb_weight_decay))
+        self.schedulers = [make_schedule(o, t.lr_warmup_steps, self.total_steps, t.lr_min_ratio)
+                           for o in self.optimizers]
+        self.ema = EMA(self.model, t.ema_rate) if t.ema else None
+        self.params = params
+        self.step = 0
+        self.carry: Optional[Carry] = None
+        self.best: Optional[float] = None
+        self._forward = self.model
+        self._compiled = False
+        if t.compile:
+            try:
+                self._forward = torch.compile(self.model)
+                self._compiled = True
+            except Exception as e:  # pragma: no cover - depends on the platform
+                print(f"[trmlab] torch.compile unavailable ({e}); training eagerly")
+
+        if resume:
+            self._restore(ckpt.find_checkpoint(self.out_dir, "last"))
+        elif self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(self.out_dir / "config.json", cfg.to_dict())
+        D.barrier(self.dist)
+        self.logger = MetricsLogger(self.out_dir, enabled=self.dist.is_main, wandb_mode=t.wandb_mode,
+                                    project=t.wandb_project or f"trmlab-{Path(cfg.data).name}",
+                                    run_name=cfg.name, config=cfg.to_dict())
+        if self.dist.is_main and not resume:
+            self.logger.log(0, "info", {"num_params": self.n_params, "total_steps": self.total_steps,
+                                        "world_size": self.dist.world_size, "dtype": str(self.dtype),
+                                        "device": str(self.device)})
+
+    # -- one optimiser step ---------------------------------------------------------------------
+
+    def train_step(self, batch: dict) -> dict:
+        t = self.cfg.train
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self.carry is None:
+            self.carry = self.model.initial_carry(batch)
+        try:
+            carry, out = self._forward(self.carry, batch)
+        except Exception as e:
+            if not self._compiled:
+                raise
+            print(f"[trmlab] torch.compile failed ({type(e).__name__}: {e}); falling back to eager mode")
+            self._forward, self._compiled = self.model, False
+            carry, out = self._forward(self.carry, batch)
+        self.carry = carry
+        loss, sums = act_loss(out, carry.current_data["labels"], carry.steps, carry.halted,
+                              t.loss_type, t.halt_loss_weight)
+        finite = torch.isfinite(loss.detach()).float()
+        if self.dist.distributed:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        if finite.item() < 1:
+            raise TrainingError(
+                f"non-finite loss at step {self.step + 1} (lm_loss={float(sums['lm_loss']):.4g}, "
+                f"q_halt_loss={float(sums['q_halt_loss']):.4g}); stopped. The last good checkpoint is "
+                f"{self.out_dir / 'checkpoints' / 'last.pt'}"
+                + ("" if (self.out_dir / "checkpoints" / "last.pt").exists() else " (none was written yet)"))
+        (loss / t.global_batch_size).backward()
+        D.all_reduce_grads(self.params, self.dist)
+        lr = self.schedulers[0].get_last_lr()[0]
+        for opt, sched in zip(self.optimizers, self.schedulers):
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update()
+        self.step += 1
+        sums = D.reduce_sums({k: float(v) for k, v in sums.items()}, self.dist)
+        count = max(sums.pop("count"), 1.0)
+        metrics = {k: (v / t.global_batch_size if k.endswith("loss") else v / count) for k, v in sums.items()}
+        metrics["count"] = count
+        metrics["lr"] = lr
+        return metrics
+
+    # -- evaluation and checkpoints ----------------------------------------------------------------
+
+    def evaluate(self, n_supervision: Optional[int] = None, max_batches: Optional[int] = None) -> dict:
+        t = self.cfg.train
+        N = n_supervision or t.eval_supervision or self.cfg.model.n_supervision
+        loader = TestLoader(self.cfg.data, t.eval_batch_size or t.global_batch_size, rank=self.dist.rank,
+                            world_size=self.dist.world_size)
+        arc = None
+        if "arc" in t.evaluators:
+            from ..eval.arc_vote import ArcEvaluator
+
+            arc = ArcEvaluator.from_dataset(self.cfg.data)
+        merge = (lambda s: D.all_gather_objects(s, self.dist)) if self.dist.distributed else None
+        if self.ema is not None:
+            with self.ema.applied():
+                return evaluate(self.model, loader, N, arc, self.device, merge, progress=False,
+                                max_batches=max_batches)
+        return evaluate(self.model, loader, N, arc, self.device, merge, progress=False, max_batches=max_batches)
+
+    def state_dict(self) -> dict:
+        """Everything for exact resume; per-rank parts (RNG, loader, carry) gathered from all ranks."""
+        rank_state = {
+            "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "rng_numpy": _numpy_state(), "rng_python": _python_state(),
+            "loader": self.loader.state_dict(),
+            "carry": {k: v.cpu() for k, v in self.carry.state_dict().items()} if self.carry is not None else None,
+        }
+        ranks = D.all_gather_objects(rank_state, self.dist)
+        return {
+            "format": "trmlab-checkpoint-1",
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "best": self.best,
+            "world_size": self.dist.world_size,
+            "ranks": ranks,
+        }
+
+    def save_checkpoint(self, metrics: Optional[dict] = None) -> Optional[Path]:
+        state = self.state_dict()  # every rank takes part in the gather
+        if not self.dist.is_main:
+            return None
+        cdir = self.out_dir / "checkpoints"
+        path = cdir / f"step_{self.step}.pt"
+        state["metrics"] = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        ckpt.save_atomic(state, path)
+        ckpt.copy_atomic(path, cdir / "last.pt")
+        if metrics is not None:
+            _, value = headline(metrics)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)) and (
+                    self.best is None or value > self.best):
+                self.best = value
+                ckpt.copy_atomic(path, cdir / "best.pt")
+        return path
+
+    def _restore(self, path: Path) -> None:
+        state = ckpt.load(path, map_location="cpu")
+        if state.get("format") != "trmlab-checkpoint-1":
+            raise ckpt.CheckpointError(f"{path}: not a trmlab training checkpoint")
+        if state["world_size"] != self.dist.world_size:
+            raise ckpt.CheckpointError(f"{path}: written by {state['world_size']} processes; exact resume needs "
+                                       f"the same number (now {self.dist.world_size})")
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        for o, s in zip(self.optimizers, state["optimizers"]):
+            o.load_state_dict(s)
+        for sch, s in zip(self.schedulers, state["schedulers"]):
+            sch.load_state_dict(s)
+        self.step = int(state["step"])
+        self.best = state.get("best")
+        mine = state["ranks"][self.dist.rank]
+        torch.set_rng_state(mine["rng_torch"])
+        if mine["rng_cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["rng_cuda"], self.device)
+        _set_numpy_state(mine["rng_numpy"])
+        _set_python_state(mine["rng_python"])
+        self.loader.load_state_dict(mine["loader"])
+        if mine["carry"] is not None:
+            self.carry = Carry.from_state_dict(mine["carry"]).to(self.device)
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        t = self.cfg.train
+        last_step = self.total_steps if not t.max_steps else min(self.total_steps, t.max_steps)
+        start = time.time()
+        bar = None
+        if self.progress and self.dist.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=last_step, initial=self.step, desc=f"train {self.cfg.name}", dynamic_ncols=True)
+        eval_metrics: dict = {}
+        batches = iter(self.loader)
+        try:
+            while self.step < last_step:
+                metrics = self.train_step(next(batches))
+                if self.dist.is_main:
+                    if self.step % t.log_every == 0:
+                        self.logger.log(self.step, "train", metrics, epoch=round(self.loader.epoch, 4))
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{metrics['lm_loss']:.3f}", acc=f"{metrics.get('accuracy', 0):.3f}",
+                                        exact=f"{metrics.get('exact_accuracy', 0):.3f}")
+                out_of_time = t.max_minutes > 0 and (time.time() - start) / 60 >= t.max_minutes
+                out_of_time = bool(D.reduce_sums({"t": float(out_of_time)}, self.dist)["t"])
+                if self.step in self.eval_steps or self.step == last_step or out_of_time:
+                    eval_metrics = self.evaluate()
+                    self.save_checkpoint(eval_metrics)
+                    if self.dist.is_main:
+                        self.logger.log(self.step, "eval", eval_metrics, epoch=round(self.loader.epoch, 4))
+                        if bar is not None:
+                            name, value = headline(eval_metrics)
+                            bar.write(f"step {self.step}: eval {name} = {value:.4f}")
+                if out_of_time:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+            self.logger.close()
+        return eval_metrics
+
+
+def train(cfg: RunConfig, out_dir: str | os.PathLike, progress: bool = True) -> dict:
+    """Train ``cfg`` into ``out_dir``; returns the last evaluation's metrics. Works under torchrun."""
+    out_dir = Path(out_dir)
+    if (out_dir / "checkpoints" / "last.pt").exists():
+        raise TrainingError(f"{out_dir} already holds a run; use resume (trmlab train --resume {out_dir}) "
+                            f"or another --out")
+    trainer = Trainer(cfg, out_dir, progress=progress)
+    try:
+        return trainer.run()
+    finally:
+        D.teardown()
+
+
+def resume(out_dir: str | os.PathLike, overrides=None, progress: bool = True) -> dict:
+    """Continue the run in ``out_dir`` exactly where its last checkpoint left it."""
+    from ..config import apply_overrides
+
+    cfg = load_config(str(Path(out_dir) / "config.json"))
+    cfg = apply_overrides(cfg, overrides)
+    trainer = Trainer(cfg, out_dir, resume=True, progress=progress)
+    try:
+        return trainer.run()
+    finally:
+        D.teardown()
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _numpy_state() -> dict:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _set_numpy_state(s: dict) -> None:
+    np.random.set_state((s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached"]))
+
+
+def _python_state() -> list:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_python_state(s: list) -> None:
+    random.setstate((s[0], tuple(s[1]), s[2]))
