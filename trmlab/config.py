@@ -434,7 +434,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
     ),
     "cpu_sudoku6": (
         "CPU: TRM-Att hidden 128 on generated 6x6 Sudoku",
-        _cpu("data/sudoku6", 128, 64),
+        _with_model(_cpu("data/sudoku6", 128, 64), n_supervision=2) | {"train": {**_cpu("data/sudoku6", 128, 64)["train"], "eval_supervision": 6}},
     ),
     "cpu_sudoku9": (
         "CPU: TRM-Att hidden 256 on generated 9x9 Sudoku (hours, not minutes, on 2 cores)",

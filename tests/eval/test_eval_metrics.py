@@ -1,7 +1,6 @@
 """Metrics: Wilson interval, exact/token accuracy, the reference's metric sums, stepwise scoring."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

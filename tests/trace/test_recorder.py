@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from trmlab.trace import EVENTS, Trace, expected_records, fit_pca, sudoku_spec, trace
+from trmlab.trace import Trace, expected_records, fit_pca, sudoku_spec, trace
 from trmlab.trace.tiny import random_batch, tiny_model
 
 TASK = sudoku_spec(4)

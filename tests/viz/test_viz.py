@@ -11,7 +11,7 @@ from trmlab.viz import TraceView, export_html, grid_figure, png_strip
 from trmlab.viz.animation import animation_figure
 from trmlab.viz.figure import DYNAMIC
 from trmlab.viz.grids import cell_panel, region
-from trmlab.viz.pickers import parse_arc_task, parse_maze, parse_sudoku, rank_puzzles
+from trmlab.viz.pickers import parse_arc_task, parse_maze, rank_puzzles
 
 ARC_TASK = {"train": [{"input": [[1, 0], [0, 0]], "output": [[2, 2], [2, 2]]},
                       {"input": [[0, 3, 0]], "output": [[4, 4, 4]]}],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 import shutil
 import uuid
 from pathlib import Path
@@ -345,3 +346,18 @@ class SkipLog:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+def write_shared_id_dataset(out, force: bool, train: tuple, test: tuple, info: dict, t0: float, echo) -> dict:
+    """Write a dataset whose puzzles share one identifier (Sudoku, Maze): both splits given as
+    (metadata, arrays), ``identifiers.json`` = ["<blank>"] and ``build.json`` = ``info``; atomically."""
+    with DatasetWriter(out, force) as w:
+        w.write_split("train", *train)
+        w.write_split("test", *test)
+        w.write_json("identifiers.json", ["<blank>"])
+        info["seconds"] = round(time.time() - t0, 2)
+        w.write_json("build.json", info)
+    c = info["counts"]
+    echo(f"wrote {out} (train {c['train_examples']} examples in {c['train_groups']} groups, "
+         f"test {c['test_examples']}; {info['skipped']} rows skipped)")
+    return info

@@ -29,7 +29,6 @@ def _check_rank(batch_size: int, rank: int, world_size: int) -> int:
 
 def _to_batch(pset, meta, rows: np.ndarray, local: int) -> Dict[str, torch.Tensor]:
     """Gather examples ``rows`` (-1 = padding) into tensors of ``local`` rows."""
-    n = rows.shape[0]
     valid = rows >= 0
     inputs = np.full((local, meta.seq_len), meta.pad_id, dtype=np.int32)
     labels = np.full((local, meta.seq_len), IGNORE, dtype=np.int64)

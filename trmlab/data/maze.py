@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
 from .augment import dihedral
 from .csvio import read_puzzle_csv, write_puzzle_csv
-from .format import DataBuildError, DatasetMetadata, DatasetWriter, SkipLog
+from .format import DataBuildError, DatasetMetadata, SkipLog, write_shared_id_dataset
 
 CHARSET = "# SGo"
 QUESTION_CHARS = "# SG"
@@ -336,15 +336,7 @@ def build_maze(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, siz
                    "several_shortest_paths": int(non_unique)},
         "skipped": len(skips), "skips": skips.items[:1000],
     }
-    with DatasetWriter(out, force) as w:
-        w.write_split("train", train_meta, train_arrays)
-        w.write_split("test", test_meta, test_arrays)
-        w.write_json("identifiers.json", ["<blank>"])
-        info["seconds"] = round(time.time() - t0, 2)
-        w.write_json("build.json", info)
-    echo(f"wrote {out} (train {info['counts']['train_examples']} examples in {len(qs)} groups, "
-         f"test {info['counts']['test_examples']}; {len(skips)} rows skipped)")
-    return info
+    return write_shared_id_dataset(out, force, (train_meta, train_arrays), (test_meta, test_arrays), info, t0, echo)
 
 
 def write_generated_csv(path, count: int, size: int = 30, min_path: Optional[int] = None, seed: int = 0,

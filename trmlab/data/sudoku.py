@@ -14,8 +14,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .csvio import read_puzzle_csv, write_puzzle_csv
-from .format import (DataBuildError, DatasetMetadata, DatasetWriter, SkipLog, csr_from_counts,
-                     smallest_uint_dtype)
+from .format import (write_shared_id_dataset, DataBuildError, DatasetMetadata, SkipLog, smallest_uint_dtype)
 
 BOXES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -425,15 +424,7 @@ def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, s
                    "train_mean_rating": float(np.mean(rs)) if len(rs) else 0.0},
         "skipped": len(skips), "skips": skips.items[:1000],
     }
-    with DatasetWriter(out, force) as w:
-        w.write_split("train", train_meta, train_arrays)
-        w.write_split("test", test_meta, test_arrays)
-        w.write_json("identifiers.json", ["<blank>"])
-        info["seconds"] = round(time.time() - t0, 2)
-        w.write_json("build.json", info)
-    echo(f"wrote {out} (train {info['counts']['train_examples']} examples in {len(qs)} groups, "
-         f"test {info['counts']['test_examples']}; {len(skips)} rows skipped)")
-    return info
+    return write_shared_id_dataset(out, force, (train_meta, train_arrays), (test_meta, test_arrays), info, t0, echo)
 
 
 def write_generated_csv(path, count: int, size: int = 9, seed: int = 0, difficulty: str = "hard",

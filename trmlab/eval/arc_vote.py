@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -35,6 +34,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from trmlab.data.augment import inverse_dihedral
+from trmlab.io import write_json_atomic
 
 __all__ = ["ArcEvaluator", "crop_arc_grid", "grid_hash", "parse_version_name", "invert_augmentation"]
 
@@ -371,24 +371,3 @@ class ArcEvaluator:
     def submission(self) -> dict:
         """The submission of the last ``result()`` call (task -> list of attempts per test input)."""
         return getattr(self, "_last_submission", {})
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` through a temporary file in the same folder and a rename,
-    so readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path

@@ -27,7 +27,6 @@ states themselves: they are held (float16, grid cells only) while the trace runs
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence, Union

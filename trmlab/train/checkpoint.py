@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+
+from ..io import atomic_write
 
 
 class CheckpointError(RuntimeError):
@@ -22,32 +23,13 @@ class CheckpointError(RuntimeError):
 
 
 def save_atomic(obj, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through a temporary file and a rename."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with open(src, "rb") as source:
+        atomic_write(dst, lambda f: shutil.copyfileobj(source, f, 1 << 20))
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:

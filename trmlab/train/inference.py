@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
+from ..io import write_json_atomic
 from ..model import DeepSupervision, build_model, run_to_halt
 from . import checkpoint as ckpt
 from .distributed import resolve_device, resolve_dtype
@@ -90,10 +91,7 @@ def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, h
     metrics["halting"] = halting
     p = Path(path)
     if p.is_dir():
-        out = p / f"eval_{checkpoint}_N{N}.json"
-        tmp = out.with_name("." + out.name + ".tmp")
-        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float))
-        os.replace(tmp, out)
+        write_json_atomic(p / f"eval_{checkpoint}_N{N}.json", metrics, indent=2, sort_keys=True, default=float)
     return metrics
 
 

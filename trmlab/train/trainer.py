@@ -12,7 +12,6 @@ Everything a run produces lands in its folder: ``config.json``, ``metrics.jsonl`
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -27,6 +26,7 @@ from ..config import RunConfig, load_config
 from ..data.format import read_build_info
 from ..data.loader import TestLoader, TrainLoader
 from ..eval.evaluate import evaluate, headline
+from ..io import write_json_atomic
 from ..model import Carry, build_model, count_parameters
 from . import checkpoint as ckpt
 from . import distributed as D
@@ -118,7 +118,7 @@ class Trainer:
             self._restore(ckpt.find_checkpoint(self.out_dir, "last"))
         elif self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(self.out_dir / "config.json", cfg.to_dict())
+            write_json_atomic(self.out_dir / "config.json", cfg.to_dict(), indent=2, sort_keys=True)
         D.barrier(self.dist)
         self.logger = MetricsLogger(self.out_dir, enabled=self.dist.is_main, wandb_mode=t.wandb_mode,
                                     project=t.wandb_project or f"trmlab-{Path(cfg.data).name}",
@@ -323,12 +323,6 @@ def resume(out_dir: str | os.PathLike, overrides=None, progress: bool = True) ->
         return trainer.run()
     finally:
         D.teardown()
-
-
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _numpy_state() -> dict:

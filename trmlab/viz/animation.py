@@ -17,7 +17,6 @@ import plotly.graph_objects as go
 from trmlab.trace.recorder import Trace
 
 from .figure import DYNAMIC, TraceView, _go
-from .grids import cell_panel
 
 
 def _positions(n: int, max_frames: Optional[int]) -> list[int]:

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 from trmlab.trace.recorder import Trace
 from trmlab.trace.tasks import arc_decode
 
-from .grids import arc_rgb, arc_task_image, cell_panel, grid_axes, panel_traces, region, stack_grids
+from .grids import arc_rgb, arc_task_image, cell_panel, grid_axes, panel_traces, region
 
 Y_COLOUR, Z_COLOUR, HALT_COLOUR = "#1f77b4", "#9467bd", "#ff7f0e"
 

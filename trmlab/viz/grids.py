@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import plotly.graph_objects as go
 
-from trmlab.trace.tasks import (ARC_EOS, ARC_PAD, MAZE_GOAL, MAZE_OPEN, MAZE_PATH, MAZE_START, MAZE_WALL,
+from trmlab.trace.tasks import (ARC_EOS, ARC_PAD, MAZE_GOAL, MAZE_PATH, MAZE_START, MAZE_WALL,
                                 SUDOKU_BLANK, TaskSpec, arc_extent)
 
 #: the standard ARC palette, colours 0..9

@@ -1,0 +1,192 @@
+"""The trainer: distributed == single process, SIGKILL + resume == straight, safe checkpoints, NaN stop."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from trmlab.config import get_preset
+from trmlab.train import checkpoint as ckpt
+from trmlab.train import trainer as trainer_mod
+from trmlab.train.logging import read_metrics
+from trmlab.train.trainer import TrainingError, train
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture(scope="module")
+def sudoku4(tmp_path_factory):
+    from trmlab.data.sudoku import build_sudoku
+
+    out = tmp_path_factory.mktemp("data") / "sudoku4"
+    build_sudoku(out, generate=64, size=4, num_aug=4, test_generate=32, seed=0, progress=False, echo=lambda *a: None)
+    return out
+
+
+def tiny(data, *extra):
+    # 64 groups / global batch 32 = 2 steps an epoch; 4 epochs = 8 steps; evaluations at steps 4 and 8
+    return ["data=" + str(data), "epochs=4", "eval_interval=2", "global_batch_size=32", "dtype=float32",
+            "wandb_mode=disabled", "halt_exploration_prob=0", "eval_batch_size=32", *extra]
+
+
+def cli(*args):
+    return [sys.executable, "-m", "trmlab.cli", *args]
+
+
+def load_last(run):
+    return ckpt.load(Path(run) / "checkpoints" / "last.pt")
+
+
+def assert_same_state(a, b, exact=True):
+    def same(x, y):
+        return torch.equal(x, y) if exact else torch.allclose(x, y, atol=2e-5, rtol=1e-4)
+
+    assert a["step"] == b["step"]
+    for k in a["model"]:
+        assert same(a["model"][k], b["model"][k]), k
+    if a["ema"] is not None:
+        for x, y in zip(a["ema"]["shadow"], b["ema"]["shadow"]):
+            assert same(x, y)
+    for oa, ob in zip(a["optimizers"], b["optimizers"]):
+        for pid, st in oa["state"].items():
+            for key, v in st.items():
+                if torch.is_tensor(v):
+                    assert same(v, ob["state"][pid][key]), key
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(sudoku4, tmp_path):
+    overrides = tiny(sudoku4, "max_steps=4")
+    single = tmp_path / "single"
+    dual = tmp_path / "dual"
+    r = subprocess.run(cli("train", "--preset", "cpu_tiny", "--out", str(single), *overrides),
+                       env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    r = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "trmlab.cli", "train",
+                        "--preset", "cpu_tiny", "--out", str(dual), *overrides],
+                       env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = load_last(single), load_last(dual)
+    assert a["world_size"] == 1 and b["world_size"] == 2 and len(b["ranks"]) == 2
+    assert_same_state(a, b, exact=False)
+    # and training did move the weights
+    init = torch.load(single / "checkpoints" / "step_4.pt", weights_only=True)
+    assert init["step"] == 4
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_straight_run(sudoku4, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    r = subprocess.run(cli("train", "--preset", "cpu_tiny", "--out", str(straight), *tiny(sudoku4, "ema=true")),
+                       env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    proc = subprocess.Popen(cli("train", "--preset", "cpu_tiny", "--out", str(killed), *tiny(sudoku4, "ema=true")),
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    half = killed / "checkpoints" / "step_4.pt"
+    deadline = time.time() + 300
+    while not half.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert half.exists(), "the run never reached its mid-way checkpoint"
+    assert not (killed / "checkpoints" / "step_8.pt").exists(), "killed too late: the run had finished"
+    assert load_last(killed)["step"] == 4
+    r = subprocess.run(cli("train", "--resume", str(killed)), env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert_same_state(load_last(straight), load_last(killed), exact=True)
+    # the metrics log continues the same step numbering
+    steps = [m["step"] for m in read_metrics(killed, "train")]
+    assert steps[-1] == 8
+
+
+def test_interrupted_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    ckpt.save_atomic({"step": 1, "w": torch.ones(3)}, path)
+
+    def broken_save(obj, f, *a, **k):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        ckpt.save_atomic({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    state = ckpt.load(path)
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + str(Path(os.environ.get("TRMLAB_EVIL_MARK", "/tmp/x"))),))
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path, monkeypatch):
+    mark = tmp_path / "executed"
+    monkeypatch.setenv("TRMLAB_EVIL_MARK", str(mark))
+    bad = tmp_path / "evil.pt"
+    torch.save({"model": _Evil()}, bad)
+    with pytest.raises(ckpt.CheckpointError, match="refused"):
+        ckpt.load(bad)
+    assert not mark.exists()
+    truncated = tmp_path / "trunc.pt"
+    torch.save({"w": torch.ones(1000)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    with pytest.raises(ckpt.CheckpointError, match="unreadable|truncated"):
+        ckpt.load(truncated)
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(sudoku4, tmp_path, monkeypatch):
+    real = trainer_mod.act_loss
+    calls = {"n": 0}
+
+    def poisoned(*a, **k):
+        loss, metrics = real(*a, **k)
+        calls["n"] += 1
+        if calls["n"] >= 6:
+            loss = loss * float("nan")
+        return loss, metrics
+
+    monkeypatch.setattr(trainer_mod, "act_loss", poisoned)
+    cfg = get_preset("cpu_tiny", tiny(sudoku4))
+    with pytest.raises(TrainingError, match="non-finite loss at step 6.*last.pt"):
+        train(cfg, tmp_path / "run", progress=False)
+    state = load_last(tmp_path / "run")
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_existing_run_is_not_overwritten_and_resume_needs_a_run(sudoku4, tmp_path):
+    cfg = get_preset("cpu_tiny", tiny(sudoku4, "max_steps=1"))
+    train(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(cfg, tmp_path / "run", progress=False)
+    r = subprocess.run(cli("train", "--resume", str(tmp_path / "nothing")), env=ENV, capture_output=True, text=True)
+    assert r.returncode == 2 and "error" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_folder_contents_and_inference(sudoku4, tmp_path):
+    from trmlab.train.inference import evaluate_run, load_run, solve
+
+    cfg = get_preset("cpu_tiny", tiny(sudoku4, "ema=true"))
+    metrics = train(cfg, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert (run / "config.json").exists() and (run / "checkpoints" / "best.pt").exists()
+    assert {"all/exact_accuracy", "halt/exact_accuracy", "step1/exact_accuracy", "q_halt_accuracy"} <= set(metrics)
+    evals = read_metrics(run, "eval")
+    assert [e["step"] for e in evals] == [4, 8]
+    model, loaded = load_run(run, checkpoint="last")
+    assert loaded.model.vocab_size == 6 and not model.training
+    batch = {"inputs": torch.ones(3, 16, dtype=torch.int32)}
+    out = solve(model, batch, n_supervision=3)
+    assert out["answers"].shape == (3, 16) and out["steps"].tolist() == [3, 3, 3]
+    assert ((out["halt_prob"] > 0) & (out["halt_prob"] < 1)).all()
+    m = evaluate_run(run, n_supervision=5, checkpoint="last", progress=False)
+    assert m["n_supervision"] == 5 and "step5/exact_accuracy" in m and m["all/count"] == 32
+    assert (run / "eval_last_N5.json").exists()
