@@ -70,7 +70,12 @@ def main() -> int:
         print(name, json.dumps({k: v for k, v in res.items() if "tail" not in k}), flush=True)
         if not args.keep and name != "sudoku_csv":
             shutil.rmtree(tmp / out_dir, ignore_errors=True)
-    (REPO / "bench" / "data_build.json").write_text(json.dumps(results, indent=1))
+    # keep the figures of builds not rerun this time (--only)
+    old = REPO / "bench" / "data_build.json"
+    if old.exists():
+        previous = json.loads(old.read_text()).get("builds", {})
+        results["builds"] = {**{k: v for k, v in previous.items() if k not in results["builds"]}, **results["builds"]}
+    old.write_text(json.dumps(results, indent=1))
     write_docs_table(results)
     return 0
 

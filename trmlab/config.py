@@ -359,7 +359,7 @@ def _ref_arc(data: str) -> dict:
     )
 
 
-def _cpu(data: str, hidden: int, batch: int, **extra_model) -> dict:
+def _cpu(data: str, hidden: int, batch: int, eval_supervision: int = 4, **extra_model) -> dict:
     """Sizes that learn on 2 CPU cores in minutes (environment-facts.md)."""
     model = dict(
         hidden_size=hidden, num_heads=4, n_layers=2, n_recursions=2, n_latent_steps=2, n_supervision=2,
@@ -372,7 +372,7 @@ def _cpu(data: str, hidden: int, batch: int, **extra_model) -> dict:
         train=dict(
             global_batch_size=batch, epochs=1000, eval_interval=100, lr=2e-3, puzzle_emb_lr=2e-3,
             weight_decay=0.1, puzzle_emb_weight_decay=0.1, lr_warmup_steps=50, ema=True, ema_rate=0.99,
-            eval_supervision=4, evaluators=(),
+            eval_supervision=eval_supervision, evaluators=(),
         ),
     )
 
@@ -434,7 +434,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
     ),
     "cpu_sudoku6": (
         "CPU: TRM-Att hidden 128 on generated 6x6 Sudoku",
-        _with_model(_cpu("data/sudoku6", 128, 64), n_supervision=2) | {"train": {**_cpu("data/sudoku6", 128, 64)["train"], "eval_supervision": 6}},
+        _cpu("data/sudoku6", 128, 64, eval_supervision=6),
     ),
     "cpu_sudoku9": (
         "CPU: TRM-Att hidden 256 on generated 9x9 Sudoku (hours, not minutes, on 2 cores)",

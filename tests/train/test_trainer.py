@@ -190,3 +190,61 @@ def test_run_folder_contents_and_inference(sudoku4, tmp_path):
     m = evaluate_run(run, n_supervision=5, checkpoint="last", progress=False)
     assert m["n_supervision"] == 5 and "step5/exact_accuracy" in m and m["all/count"] == 32
     assert (run / "eval_last_N5.json").exists()
+
+
+def test_compile_failure_falls_back_to_eager(sudoku4, tmp_path, monkeypatch, capsys):
+    def broken_compile(model, *a, **k):
+        def run(*args, **kwargs):
+            raise RuntimeError("no C++ compiler for inductor")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    cfg = get_preset("cpu_tiny", tiny(sudoku4, "max_steps=2", "compile=true"))
+    metrics = train(cfg, tmp_path / "run", progress=False)
+    assert "falling back to eager mode" in capsys.readouterr().out
+    assert load_last(tmp_path / "run")["step"] == 2 and "all/exact_accuracy" in metrics
+
+
+def test_wandb_offline_writes_locally_without_network(tmp_path, monkeypatch):
+    from trmlab.train.logging import MetricsLogger
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    log = MetricsLogger(tmp_path, wandb_mode="offline", project="trmlab-test", run_name="t", config={"a": 1})
+    log.log(1, "train", {"loss": 0.5})
+    log.close()
+    assert read_metrics(tmp_path) [0]["loss"] == 0.5
+    assert list((tmp_path / "wandb").rglob("offline-run-*")), "no offline wandb run written"
+
+
+@pytest.mark.slow
+def test_arc_training_runs_the_arc_evaluator(arc_dir, tmp_path):
+    """A tiny model on a real ARC-AGI-1 build (1 augmentation): the trainer's evaluation votes and
+    reports pass@K and writes nothing half-done."""
+    from trmlab.data.arc import build_arc
+
+    data = tmp_path / "arc1"
+    build_arc(data, family="arc1", arc_dir=arc_dir, num_aug=1, seed=0, progress=False, echo=lambda *a, **k: None)
+    cfg = get_preset("cpu_tiny", ["data=" + str(data), "evaluators=arc", "max_steps=1", "global_batch_size=16",
+                                  "eval_batch_size=512", "eval_supervision=1", "dtype=float32",
+                                  "wandb_mode=disabled", "epochs=1", "eval_interval=1"])
+    metrics = train(cfg, tmp_path / "run", progress=False)
+    for k in (1, 2, 5, 10, 100, 1000):
+        assert 0.0 <= metrics[f"ARC/pass@{k}"] <= 1.0
+    assert metrics["all/count"] == 838  # the 419 ARC-AGI-1 evaluation test pairs x 2 versions (identity + 1)
+    state = load_last(tmp_path / "run")
+    assert state["config"]["model"]["vocab_size"] == 12 and state["config"]["model"]["seq_len"] == 900
+
+
+def test_cli_solve_prints_an_answer(sudoku4, tmp_path):
+    cfg = get_preset("cpu_tiny", tiny(sudoku4, "max_steps=1"))
+    train(cfg, tmp_path / "run", progress=False)
+    r = subprocess.run(cli("solve", str(tmp_path / "run"), "--sudoku", "1..4..1..4..3..2"), env=ENV,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 5 and all(len(l.split()) == 4 for l in lines[:4]) and "steps used: 2" in lines[4]
+    r = subprocess.run(cli("solve", str(tmp_path / "run"), "--sudoku", "1..4..1..4..3..X"), env=ENV,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "outside the alphabet" in r.stderr and "Traceback" not in r.stderr
