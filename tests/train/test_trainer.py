@@ -13,7 +13,7 @@ from trmlab.config import get_preset
 from trmlab.train import checkpoint as ckpt
 from trmlab.train import trainer as trainer_mod
 from trmlab.train.logging import read_metrics
-from trmlab.train.trainer import TrainingError, train
+from trmlab.train.trainer import TrainingError, resume, train
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -96,13 +96,26 @@ def test_sigkill_then_resume_equals_straight_run(sudoku4, tmp_path):
     proc.wait()
     assert half.exists(), "the run never reached its mid-way checkpoint"
     assert not (killed / "checkpoints" / "step_8.pt").exists(), "killed too late: the run had finished"
-    assert load_last(killed)["step"] == 4
+    # killed after step_4.pt was written (last.pt may or may not have been refreshed yet): resume takes
+    # the newest checkpoint either way
+    assert ckpt.load(ckpt.latest_checkpoint(killed))["step"] == 4
     r = subprocess.run(cli("train", "--resume", str(killed)), env=ENV, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert_same_state(load_last(straight), load_last(killed), exact=True)
     # the metrics log continues the same step numbering
     steps = [m["step"] for m in read_metrics(killed, "train")]
     assert steps[-1] == 8
+
+
+def test_resume_takes_the_newest_checkpoint_when_last_is_missing(sudoku4, tmp_path):
+    cfg = get_preset("cpu_tiny", tiny(sudoku4))
+    train(cfg, tmp_path / "run", progress=False)
+    cdir = tmp_path / "run" / "checkpoints"
+    (cdir / "last.pt").unlink()
+    (cdir / "step_8.pt").unlink()  # as if killed right after writing step_4.pt
+    assert ckpt.latest_checkpoint(tmp_path / "run").name == "step_4.pt"
+    resume(tmp_path / "run", progress=False)
+    assert load_last(tmp_path / "run")["step"] == 8
 
 
 def test_interrupted_checkpoint_write_keeps_previous(tmp_path, monkeypatch):

@@ -47,6 +47,21 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({e})") from None
 
 
+def latest_checkpoint(run: str | os.PathLike) -> Path:
+    """The newest checkpoint of a run: the ``step_N.pt`` with the largest N (a crash between writing it
+    and refreshing ``last.pt`` leaves ``last.pt`` stale or missing), else ``last.pt``."""
+    cdir = Path(run) / "checkpoints"
+    steps = []
+    for f in cdir.glob("step_*.pt"):
+        try:
+            steps.append((int(f.stem[len("step_"):]), f))
+        except ValueError:
+            continue
+    if steps:
+        return max(steps)[1]
+    return find_checkpoint(run, "last")
+
+
 def find_checkpoint(run_or_file: str | os.PathLike, which: str = "last") -> Path:
     """A checkpoint file: the path itself if it is a file, else ``<run>/checkpoints/<which>.pt``."""
     p = Path(run_or_file)

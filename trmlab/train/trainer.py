@@ -115,7 +115,7 @@ class Trainer:
                 print(f"[trmlab] torch.compile unavailable ({e}); training eagerly")
 
         if resume:
-            self._restore(ckpt.find_checkpoint(self.out_dir, "last"))
+            self._restore(ckpt.latest_checkpoint(self.out_dir))
         elif self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.out_dir / "config.json", cfg.to_dict(), indent=2, sort_keys=True)
@@ -302,7 +302,7 @@ class Trainer:
 def train(cfg: RunConfig, out_dir: str | os.PathLike, progress: bool = True) -> dict:
     """Train ``cfg`` into ``out_dir``; returns the last evaluation's metrics. Works under torchrun."""
     out_dir = Path(out_dir)
-    if (out_dir / "checkpoints" / "last.pt").exists():
+    if (out_dir / "checkpoints").is_dir() and any((out_dir / "checkpoints").glob("*.pt")):
         raise TrainingError(f"{out_dir} already holds a run; use resume (trmlab train --resume {out_dir}) "
                             f"or another --out")
     trainer = Trainer(cfg, out_dir, progress=progress)
