@@ -257,7 +257,7 @@ def test_cli_solve_prints_an_answer(sudoku4, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert len(lines) == 5 and all(len(l.split()) == 4 for l in lines[:4]) and "steps used: 2" in lines[4]
+    assert len(lines) == 5 and all(len(l.split()) == 4 for l in lines[:4]) and "steps used: 4" in lines[4]  # the run's eval_supervision
     r = subprocess.run(cli("solve", str(tmp_path / "run"), "--sudoku", "1..4..1..4..3..X"), env=ENV,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "outside the alphabet" in r.stderr and "Traceback" not in r.stderr

@@ -103,6 +103,7 @@ def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Opt
                halting: str = "max") -> dict:
     """Solve one puzzle given as text (a Sudoku string, a maze file, an ARC task file) with a run."""
     model, cfg = load_run(path)
+    n_supervision = n_supervision or cfg.train.eval_supervision or None
     seq_len = cfg.model.seq_len
     if kind == "sudoku":
         from ..data import sudoku

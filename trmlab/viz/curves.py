@@ -58,7 +58,7 @@ def plot_training_curves(run_dir: str | os.PathLike, out: Optional[str | os.Path
     b.set_xlabel("optimiser step")
     b.set_ylabel("test exact accuracy")
     b.set_title("test: exact accuracy by supervision steps at inference")
-    b.legend(fontsize=8, loc="lower right")
+    b.legend(fontsize=8, loc="upper left")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
