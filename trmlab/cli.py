@@ -37,30 +37,11 @@ def _model(args) -> int:
 
         meta = read_metadata(args.data, "train")
         m.vocab_size, m.seq_len, m.num_puzzle_identifiers = meta.vocab_size, meta.seq_len, meta.num_puzzle_identifiers
-    else:
-        vocab, seq = _default_shape(cfg.data)
-        m.vocab_size = m.vocab_size or vocab
-        m.seq_len = m.seq_len or seq
     model = build_model(m)
     print(model if args.verbose else _summary(model))
     print(f"vocab_size: {m.vocab_size}  seq_len: {m.seq_len}  puzzle positions: {m.puzzle_positions}")
     print(f"params: {count_parameters(model)}")
     return 0
-
-
-def _default_shape(data: str) -> tuple[int, int]:
-    """Vocabulary and sequence length of a preset's task when no dataset is given."""
-    d = data.lower()
-    if "arc" in d:
-        return 12, 900
-    if "maze" in d:
-        size = 30 if "30" in d else int("".join(ch for ch in d.split("maze")[-1] if ch.isdigit()) or 30)
-        return 6, size * size
-    if "sudoku4" in d:
-        return 6, 16
-    if "sudoku6" in d:
-        return 8, 36
-    return 11, 81
 
 
 def _summary(model) -> str:

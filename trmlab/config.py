@@ -67,7 +67,7 @@ class ModelConfig:
     gradient: str = "full"  # full (TRM) | one_step (HRM-style 1-step gradient)
     act_continue: bool = False  # Q-learning continue loss (reference: no_ACT_continue=True)
     eval_halting: str = "max"  # max: always N_sup steps (reference) | learned: halt head decides
-    # Filled in from the dataset's metadata when the model is built.
+    # Task shape: presets give their task's; training always takes them from the dataset's metadata.
     vocab_size: int = 0
     seq_len: int = 0
     num_puzzle_identifiers: int = 1
@@ -332,7 +332,7 @@ def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | list[str] | N
 def _ref_sudoku(**model) -> dict:
     return dict(
         data="data/sudoku-extreme-1k-aug-1000",
-        model=dict(n_layers=2, n_recursions=3, n_latent_steps=6, **model),
+        model=dict(n_layers=2, n_recursions=3, n_latent_steps=6, vocab_size=11, seq_len=81, **model),
         train=dict(
             epochs=50000, eval_interval=5000, lr=1e-4, puzzle_emb_lr=1e-4, weight_decay=1.0,
             puzzle_emb_weight_decay=1.0, ema=True, evaluators=(),
@@ -343,7 +343,7 @@ def _ref_sudoku(**model) -> dict:
 def _ref_maze(batch: int) -> dict:
     return dict(
         data="data/maze-30x30-hard-1k",
-        model=dict(n_layers=2, n_recursions=3, n_latent_steps=4),
+        model=dict(n_layers=2, n_recursions=3, n_latent_steps=4, vocab_size=6, seq_len=900),
         train=dict(
             global_batch_size=batch, epochs=50000, eval_interval=5000, lr=1e-4, puzzle_emb_lr=1e-4,
             weight_decay=1.0, puzzle_emb_weight_decay=1.0, ema=True, evaluators=(),
@@ -354,16 +354,22 @@ def _ref_maze(batch: int) -> dict:
 def _ref_arc(data: str) -> dict:
     return dict(
         data=data,
-        model=dict(n_layers=2, n_recursions=3, n_latent_steps=4),
+        model=dict(n_layers=2, n_recursions=3, n_latent_steps=4, vocab_size=12, seq_len=900),
         train=dict(ema=True, evaluators=("arc",)),
     )
 
 
+#: (vocab_size, seq_len) of the CPU tasks, so `trmlab model --preset` needs no dataset; training
+#: always takes both from the dataset's metadata.
+_CPU_SHAPES = {"data/sudoku4": (6, 16), "data/sudoku6": (8, 36), "data/sudoku9": (11, 81), "data/maze8": (6, 64)}
+
+
 def _cpu(data: str, hidden: int, batch: int, eval_supervision: int = 4, **extra_model) -> dict:
     """Sizes that learn on 2 CPU cores in minutes (environment-facts.md)."""
+    vocab, seq = _CPU_SHAPES[data]
     model = dict(
         hidden_size=hidden, num_heads=4, n_layers=2, n_recursions=2, n_latent_steps=2, n_supervision=2,
-        puzzle_emb_len=1, pos_encodings="rope",
+        puzzle_emb_len=1, pos_encodings="rope", vocab_size=vocab, seq_len=seq,
     )
     model.update(extra_model)
     return dict(

@@ -233,15 +233,16 @@ def test_wandb_offline_writes_locally_without_network(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_arc_training_runs_the_arc_evaluator(arc_dir, tmp_path):
-    """A tiny model on a real ARC-AGI-1 build (1 augmentation): the trainer's evaluation votes and
-    reports pass@K and writes nothing half-done."""
+    """A tiny model on a real ARC-AGI-1 build (1 augmentation): the trainer's evaluation runs the ARC
+    evaluator (undo augmentations, vote) and reports pass@K for every K."""
     from trmlab.data.arc import build_arc
 
     data = tmp_path / "arc1"
     build_arc(data, family="arc1", arc_dir=arc_dir, num_aug=1, seed=0, progress=False, echo=lambda *a, **k: None)
     cfg = get_preset("cpu_tiny", ["data=" + str(data), "evaluators=arc", "max_steps=1", "global_batch_size=16",
                                   "eval_batch_size=512", "eval_supervision=1", "dtype=float32",
-                                  "wandb_mode=disabled", "epochs=1", "eval_interval=1"])
+                                  "wandb_mode=disabled", "epochs=1", "eval_interval=1", "n_recursions=1",
+                                  "n_latent_steps=1", "hidden_size=32", "num_heads=2"])
     metrics = train(cfg, tmp_path / "run", progress=False)
     for k in (1, 2, 5, 10, 100, 1000):
         assert 0.0 <= metrics[f"ARC/pass@{k}"] <= 1.0
