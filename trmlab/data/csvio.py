@@ -57,3 +57,14 @@ def write_puzzle_csv(path, rows: List[Tuple[str, str, str, object]]) -> None:
         w.writerow(HEADER)
         for r in rows:
             w.writerow(list(r))
+
+
+def test_csv_for(csv, test_csv, test_generate):
+    """The test split's CSV: the one given, else ``test.csv`` beside a ``train.csv``, else None when the
+    test puzzles are to be generated; raises DataBuildError when none of these applies."""
+    if test_csv is not None or test_generate is not None:
+        return test_csv
+    guess = Path(csv).with_name("test.csv")
+    if Path(csv).name == "train.csv" and guess.is_file():
+        return guess
+    raise DataBuildError("give --test-csv FILE or --test-generate N for the test split")

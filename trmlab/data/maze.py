@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .augment import dihedral
-from .csvio import read_puzzle_csv, write_puzzle_csv
+from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
 from .format import DataBuildError, DatasetMetadata, SkipLog, write_shared_id_dataset
 
 CHARSET = "# SGo"
@@ -289,12 +289,7 @@ def build_maze(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, siz
         if subsample is not None and subsample < len(qs):
             idx = np.sort(np.random.default_rng(seed).choice(len(qs), size=subsample, replace=False))
             qs, as_, ds = qs[idx], as_[idx], ds[idx]
-        if test_csv is None and test_generate is None:
-            guess = Path(csv).with_name("test.csv")
-            if Path(csv).name == "train.csv" and guess.is_file():
-                test_csv = guess
-            else:
-                raise DataBuildError("give --test-csv FILE or --test-generate N for the test split")
+        test_csv = test_csv_for(csv, test_csv, test_generate)
         if test_csv is not None:
             tq, ta, _, _, nu = load_csv(test_csv, skips, size)
             non_unique += nu

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .csvio import read_puzzle_csv, write_puzzle_csv
+from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
 from .format import (write_shared_id_dataset, DataBuildError, DatasetMetadata, SkipLog, smallest_uint_dtype)
 
 BOXES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
@@ -381,12 +381,7 @@ def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, s
         if subsample is not None and subsample < len(qs):
             idx = np.sort(rng.choice(len(qs), size=subsample, replace=False))
             qs, as_, rs = qs[idx], as_[idx], rs[idx]
-        if test_csv is None and test_generate is None:
-            guess = Path(csv).with_name("test.csv")
-            if Path(csv).name == "train.csv" and guess.is_file():
-                test_csv = guess
-            else:
-                raise DataBuildError("give --test-csv FILE or --test-generate N for the test split")
+        test_csv = test_csv_for(csv, test_csv, test_generate)
         if test_csv is not None:
             tq, ta, _, tsize = load_csv(test_csv, size, skips, min_rating)
             source["test"] = str(test_csv)
