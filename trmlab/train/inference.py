@@ -29,9 +29,10 @@ def load_run(path: str | os.PathLike, checkpoint: str = "best", ema: bool = True
     evaluates. Returns the model in eval mode and the run's config.
     """
     p = Path(path)
-    file = ckpt.find_checkpoint(p, checkpoint) if p.is_dir() else p
     if p.is_dir() and checkpoint == "best" and not (p / "checkpoints" / "best.pt").exists():
-        file = ckpt.find_checkpoint(p, "last")
+        file = ckpt.latest_checkpoint(p)  # no evaluation gave a finite headline yet
+    else:
+        file = ckpt.find_checkpoint(p, checkpoint) if p.is_dir() else p
     state = ckpt.load(file)
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
         raise ckpt.CheckpointError(f"{file}: not a trmlab checkpoint (missing config/model)")
