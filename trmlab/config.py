@@ -158,6 +158,7 @@ class RunConfig:
     """A whole run: model + training + where the data is."""
 
     name: str = "run"
+    preset: str = ""  # the named preset this run started from ("" = built by hand)
     data: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -476,7 +477,7 @@ def get_preset(name: str, overrides: Mapping[str, Any] | list[str] | None = None
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"unknown preset '{name}'.{hint} Valid presets: {', '.join(PRESETS)}")
     _, d = PRESETS[name]
-    cfg = RunConfig.from_dict({"name": name, **d})
+    cfg = RunConfig.from_dict({"name": name, "preset": name, **d})
     return apply_overrides(cfg, overrides)
 
 

@@ -45,6 +45,15 @@ class Carry:
                      self.halted.to(device), {k: v.to(device) for k, v in self.current_data.items()})
 
 
+def wants_to_halt(q_halt_logits, q_continue_logits, act_continue: bool):
+    """The halting rule, the one place it is written: halt logit > 0 (sigmoid > 0.5, the reference's
+    TRM), or halt > continue for models trained with the Q-learning continue loss (``act_continue``).
+    Works on torch tensors and numpy arrays alike."""
+    if act_continue:
+        return q_halt_logits > q_continue_logits
+    return q_halt_logits > 0
+
+
 def _where_rows(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
 
@@ -119,9 +128,7 @@ class DeepSupervision(nn.Module):
         return Carry(y, z, steps.to(torch.int32), halted, data), out
 
     def _wants_to_halt(self, q: torch.Tensor) -> torch.Tensor:
-        if self.cfg.act_continue:
-            return q[:, 0] > q[:, 1]
-        return q[:, 0] > 0
+        return wants_to_halt(q[:, 0], q[:, 1], self.cfg.act_continue)
 
     def _continue_target(self, data: dict, y: torch.Tensor, z: torch.Tensor, is_last: torch.Tensor) -> torch.Tensor:
         """Q-learning target for the continue head: the next step's value (one extra, gradient-free,
