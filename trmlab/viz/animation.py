@@ -3,7 +3,14 @@
 ``animation_figure`` is the player's figure with one plotly frame per position, a Play/Pause
 button (``updatemenus``) and a step slider; ``export_html`` writes it with plotly.js inline, so the
 file plays in a browser with no kernel and no network (about 4.7 MB of plotly.js plus the frames;
-pass ``include_plotlyjs=False`` when the page already loads plotly.js once). ``png_strip`` draws the
+pass ``include_plotlyjs=False`` when the page already loads plotly.js once); ``show_animation``
+displays it in a notebook (and so in its HTML report) the same way.
+
+Pausing (or moving the slider) while the animation plays interrupts it: plotly.js then rejects the
+promise of the Play button's ``Plotly.animate`` call with no reason, and its buttons and slider
+never handle that rejection, so the browser reports ``Uncaught (in promise) undefined`` on every
+Pause. Both ``export_html`` and ``show_animation`` add :data:`ANIMATION_SCRIPT` after the plot,
+which marks such an interruption and handles the rejection it causes (nothing else is silenced). ``png_strip`` draws the
 decoded answer (and latent) at a few records side by side with matplotlib, for papers.
 """
 from __future__ import annotations
@@ -17,6 +24,23 @@ import plotly.graph_objects as go
 from trmlab.trace.recorder import Trace
 
 from .figure import DYNAMIC, TraceView, _go
+
+
+#: Run after the plot is created (plotly's ``post_script``; ``{plot_id}`` is the plot's div): an
+#: animation interrupted by Pause or the slider rejects the Play call's promise with ``undefined``;
+#: that rejection, and only within a second of an interruption of this page's plots, is handled.
+ANIMATION_SCRIPT = """(function () {
+  var gd = document.getElementById('{plot_id}');
+  if (!gd || !gd.on || gd._trmlabInterruptGuard) { return; }
+  gd._trmlabInterruptGuard = true;
+  gd.on('plotly_animationinterrupted', function () { window._trmlabAnimationInterruptedAt = Date.now(); });
+  if (window._trmlabInterruptListener) { return; }
+  window._trmlabInterruptListener = true;
+  window.addEventListener('unhandledrejection', function (event) {
+    var at = window._trmlabAnimationInterruptedAt;
+    if (event.reason === undefined && at !== undefined && Date.now() - at < 1000) { event.preventDefault(); }
+  });
+})();"""
 
 
 def _positions(n: int, max_frames: Optional[int]) -> list[int]:
@@ -71,12 +95,18 @@ def export_html(trace: Trace, path: Optional[str] = None, puzzle: int = 0, event
     Writes it to ``path`` when given; returns the HTML."""
     fig = animation_figure(trace, puzzle, events, max_frames, frame_ms, **figure_kw)
     html = fig.to_html(full_html=full_html, include_plotlyjs=include_plotlyjs, auto_play=False, div_id=div_id,
-                       config=dict(displaylogo=False, responsive=False))
+                       config=dict(displaylogo=False, responsive=False), post_script=ANIMATION_SCRIPT)
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write(html)
     return html
+
+
+def show_animation(fig: go.Figure) -> None:
+    """Display an :func:`animation_figure` in a notebook, with :data:`ANIMATION_SCRIPT` in its HTML
+    output (the output an nbconvert report keeps), so pausing it raises no error in the report."""
+    fig.show(post_script=ANIMATION_SCRIPT, auto_play=False)
 
 
 def strip_records(trace: Trace, n: int = 8, events: Iterable[str] = ("supervision",)) -> list[int]:
