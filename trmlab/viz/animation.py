@@ -15,15 +15,15 @@ decoded answer (and latent) at a few records side by side with matplotlib, for p
 """
 from __future__ import annotations
 
-import os
 from typing import Iterable, Optional
 
 import numpy as np
 import plotly.graph_objects as go
 
+from trmlab.io import atomic_write
 from trmlab.trace.recorder import Trace
 
-from .figure import DYNAMIC, TraceView, _go
+from .figure import CELLS, DYNAMIC, TraceView, _go
 
 
 #: Run after the plot is created (plotly's ``post_script``; ``{plot_id}`` is the plot's div): an
@@ -97,9 +97,7 @@ def export_html(trace: Trace, path: Optional[str] = None, puzzle: int = 0, event
     html = fig.to_html(full_html=full_html, include_plotlyjs=include_plotlyjs, auto_play=False, div_id=div_id,
                        config=dict(displaylogo=False, responsive=False), post_script=ANIMATION_SCRIPT)
     if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(html)
+        atomic_write(path, lambda f: f.write(html.encode("utf-8")))
     return html
 
 
@@ -150,13 +148,12 @@ def png_strip(trace: Trace, path: str, puzzle: int = 0, records: Optional[Iterab
             ev = trace.event_name(k)
             if ev != "supervision":
                 title += f" t{t + 1}" + (f" i{i + 1}" if ev == "latent" else " (y)")
-            acc = trace.accuracy(which)
+            acc = trace.accuracy(which, CELLS)
             if acc is not None:
-                title += f"\n{100 * acc[k, puzzle]:.0f}% cells"
+                title += f"\n{100 * acc[k, puzzle]:.0f}% of cells to fill"
             ax.set_title(title, fontsize=7)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
     plt.close(fig)
     return path
 

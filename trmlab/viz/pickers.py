@@ -17,7 +17,7 @@ import torch
 
 from trmlab.trace.recorder import Trace, trace
 from trmlab.trace.tasks import (ARC_SIZE, IGNORE_LABEL, MAZE_CHARS, MAZE_OPEN, MAZE_PATH, TaskSpec, arc_encode,
-                                arc_spec, dataset_task, maze_spec, sudoku_spec)
+                                arc_extent, arc_spec, dataset_task, maze_spec, sudoku_spec)
 
 
 class PuzzleFormatError(ValueError):
@@ -288,22 +288,62 @@ def from_dataset(root: str, index: Union[int, Sequence[int]] = 0, split: str = "
     y = np.where(y < 0, IGNORE_LABEL, y)
     pid = _example_puzzle_ids(pids, pidx, idx)
     demos = _arc_demos(root, pid[0]) if task.family == "arc" else []
-    desc = f"{os.path.basename(os.path.normpath(root))} {split} example{'s' if len(idx) > 1 else ''} {', '.join(map(str, idx))}"
-    try:  # the data engineer's description, when there
-        from trmlab.data.view import describe_example  # type: ignore
-
-        desc += " — " + str(describe_example(root, split, idx[0]))
-    except Exception:
-        pass
+    desc = describe_examples(root, split, idx, len(inputs), task, x, pid)
     return Picked(make_batch(x, y, pid), task, desc, demos=demos, indices=idx)
+
+
+def puzzle_summary(task: TaskSpec, inputs) -> str:
+    """What a puzzle gives and what it asks, in words (never its solution): e.g. '14 givens, 22 cells to
+    fill' (Sudoku), '30 given cells (walls, S, G), 34 open cells' (maze), 'test input 5x7' (ARC)."""
+    inputs = np.asarray(inputs).reshape(-1)
+    given = int(task.givens(inputs).sum())
+    if task.family == "sudoku":
+        return f"{given} givens, {task.seq_len - given} cells to fill"
+    if task.family == "maze":
+        return f"{given} given cells (walls, S, G), {task.seq_len - given} open cells"
+    if task.family == "arc":
+        h, w = arc_extent(inputs)
+        return f"test input {h}x{w}"
+    return f"{task.seq_len} tokens"
+
+
+def _puzzle_name(root: str, puzzle_identifier: int) -> str:
+    path = os.path.join(root, "identifiers.json")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        names = json.load(f)
+    pid = int(puzzle_identifier)
+    if not 0 <= pid < len(names):
+        return ""
+    parts = str(names[pid]).split("|||")  # <task>|||t<k>|||<colour permutation> (trmlab.data.arc)
+    if len(parts) == 3:
+        return f"{parts[0]} (augmented: dihedral {parts[1]}, colours {parts[2]})"
+    return parts[0]
+
+
+def describe_examples(root: str, split: str, indices: Sequence[int], n_examples: int, task: TaskSpec, inputs,
+                      puzzle_identifiers) -> str:
+    """A readable line about dataset examples: dataset, task, split, index, what the puzzle gives (its
+    givens; never the solution), and for ARC the task's name."""
+    name = os.path.basename(os.path.normpath(root))
+    where = (f"example {indices[0]} of {n_examples}" if len(indices) == 1
+             else f"examples {', '.join(map(str, indices))} of {n_examples}")
+    desc = f"{task.name} from {name}, {split} split, {where}: {puzzle_summary(task, inputs[0])}"
+    if task.family == "arc":
+        puzzle = _puzzle_name(root, puzzle_identifiers[0])
+        if puzzle:
+            desc += f", ARC task {puzzle}"
+    return desc
 
 
 def rank_puzzles(tr: Trace, by: str = "changed") -> np.ndarray:
     """Puzzle rows of a trace, the most interesting first.
 
     ``changed``: how many answer cells change between successive answer updates, summed (the recursion
-    does the most work); ``hardest``: lowest final cell accuracy (unlabelled: lowest final confidence),
-    then latest halting; ``gain``: largest rise of accuracy from the first to the last answer.
+    does the most work); ``hardest``: lowest final accuracy on the cells to fill (unlabelled: lowest
+    final confidence), then latest halting; ``gain``: largest rise of that accuracy from the first to
+    the last answer.
     """
     ans = tr.records(events=["answer"])
     if not len(ans):
@@ -313,11 +353,11 @@ def rank_puzzles(tr: Trace, by: str = "changed") -> np.ndarray:
         score = (preds[1:] != preds[:-1]).sum(axis=(0, 2)) if len(ans) > 1 else np.zeros(tr.n_puzzles)
         return np.argsort(-score, kind="stable")
     if by == "hardest":
-        acc = tr.accuracy("y")
+        acc = tr.accuracy("y", "to_fill")
         final = acc[-1] if acc is not None else tr.y_conf[-1].astype(np.float32).mean(-1)
         return np.lexsort((-tr.halted_at(), final))
     if by == "gain":
-        acc = tr.accuracy("y")
+        acc = tr.accuracy("y", "to_fill")
         if acc is None:
             raise ValueError("rank by 'gain' needs labels")
         return np.argsort(-(acc[ans[-1]] - acc[ans[0]]), kind="stable")
