@@ -120,7 +120,7 @@ def run_dataset(run: str | os.PathLike, cfg: RunConfig, root: Optional[str | os.
             return c
     tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
     raise FileNotFoundError(
-        f"{Path(run) / 'config.json'}: the run's dataset data={cfg.data!r} is not there (looked in {tried}). "
+        f"{run}: the run's dataset (data={cfg.data!r} in its config.json) is not there (looked in {tried}). "
         f"Build it again (trmlab data ...) or set the notebook's `data` to where it is now")
 
 
