@@ -178,7 +178,8 @@ def _data_show(a) -> int:
 
 
 def _data_common(p, default_out: str) -> None:
-    p.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
+    shown = default_out or "by --family: data/arc1concept-aug-1000 or data/arc2concept-aug-1000"
+    p.add_argument("--out", default=default_out, help=f"output folder (default: {shown})")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same dataset bytes")
     p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     p.add_argument("--strict", action="store_true", help="stop at the first bad row/task instead of skipping it")
@@ -291,8 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("solve", help="answer one puzzle with a trained run")
     s.add_argument("run")
-    s.add_argument("--sudoku", help="the puzzle as a string, '.' or '0' for blanks")
-    s.add_argument("--maze", help="a text file with the maze ('#' wall, ' ' free, 'S', 'G')")
+    s.add_argument("--sudoku", help="the puzzle: digits, '.', '0' or '_' for blanks; all cells on one line or "
+                                    "one line per row ('|', '+', '-' and spaces ignored)")
+    s.add_argument("--maze", help="a text file with the maze, one line per row ('#' wall, ' ' or '.' open, 'S', 'G')")
     s.add_argument("--arc", help="an ARC task JSON file (the test input of the first test pair is solved)")
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--halting", choices=("max", "learned"), default="max")
