@@ -10,8 +10,10 @@ Pausing (or moving the slider) while the animation plays interrupts it: plotly.j
 promise of the Play button's ``Plotly.animate`` call with no reason, and its buttons and slider
 never handle that rejection, so the browser reports ``Uncaught (in promise) undefined`` on every
 Pause. Both ``export_html`` and ``show_animation`` add :data:`ANIMATION_SCRIPT` after the plot,
-which marks such an interruption and handles the rejection it causes (nothing else is silenced). ``png_strip`` draws the
-decoded answer (and latent) at a few records side by side with matplotlib, for papers.
+which marks such an interruption and handles the rejection it causes (nothing else is silenced).
+
+``png_strip`` draws the decoded answer (and latent) at a few records side by side with matplotlib
+(``grids.draw_panel``), for papers.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from trmlab.io import atomic_write
 from trmlab.trace.recorder import Trace
 
 from .figure import CELLS, DYNAMIC, TraceView, _go
+from .grids import draw_panel
 
 
 #: Run after the plot is created (plotly's ``post_script``; ``{plot_id}`` is the plot's div): an
@@ -131,18 +134,17 @@ def png_strip(trace: Trace, path: str, puzzle: int = 0, records: Optional[Iterab
     side = max(1.2, cell_px * max(h, w))
     fig, axes = plt.subplots(len(rows), len(recs) + 1, figsize=(side * (len(recs) + 1), side * len(rows) + 0.6),
                              squeeze=False)
-    puzzle_panel = view._puzzle()
+    puzzle_task = trace.task if trace.task.family != "arc" else None
     for r, which in enumerate(rows):
         ax = axes[r, 0]
         if r == 0:
-            _draw(ax, puzzle_panel[0]["z"], puzzle_panel[1])
-            ax.set_title("puzzle", fontsize=8)
+            draw_panel(ax, *view.puzzle_panel(), task=puzzle_task, title="puzzle")
         else:
             ax.axis("off")
         for c, k in enumerate(recs):
             ax = axes[r, c + 1]
-            img, txt = view._answer(which, int(k))
-            _draw(ax, img["z"], txt)
+            rgb, text, marks = view.answer_panel(which, int(k))
+            draw_panel(ax, rgb, text, marks, task=trace.task)
             s, t, i = (int(v) for v in trace.index[k])
             title = f"{which} · step {s + 1}"
             ev = trace.event_name(k)
@@ -156,16 +158,3 @@ def png_strip(trace: Trace, path: str, puzzle: int = 0, records: Optional[Iterab
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
     plt.close(fig)
     return path
-
-
-def _draw(ax, rgb: np.ndarray, scatter: dict) -> None:
-    ax.imshow(rgb, interpolation="nearest")
-    h, w = rgb.shape[:2]
-    fs = max(4, min(10, int(90 / max(h, w))))
-    for x, y, t in zip(scatter["x"], scatter["y"], scatter["text"]):
-        if t:
-            ax.text(x, y, t, ha="center", va="center", fontsize=fs, color="#111")
-    for x, y, sym, size in zip(scatter["x"], scatter["y"], scatter["marker"]["symbol"], scatter["marker"]["size"]):
-        if size and sym == "x":
-            ax.plot(x, y, marker="x", color="white", markersize=3, mew=1)
-    ax.set_xticks([]), ax.set_yticks([])
