@@ -40,6 +40,7 @@ def test_exported_animation_plays_offline(browser, tmp_path, artifacts, task):
     assert after["active"] >= 3, f"frames did not advance: {before} -> {after}"
     assert after["title"] != before["title"] and "supervision step" in after["title"]
     page.get_by_text("❚❚ Pause").click()
+    time.sleep(1.0)  # a rejected promise is reported asynchronously: give it time to arrive
     assert watch.errors == [], f"JavaScript errors: {watch.errors}"
     assert watch.console_errors == [], f"console errors: {watch.console_errors}"
     assert watch.external == [], f"the page tried the network: {watch.external}"

@@ -142,3 +142,61 @@ def test_fit_pca_finds_the_main_axis():
     p = fit_pca(x)
     assert abs(abs(p.components[0, 0]) - 1) < 1e-3 and abs(abs(p.components[1, 1]) - 1) < 1e-2
     assert p.explained_variance_ratio[0] > 0.85 and p.transform(x).shape == (500, 2)
+
+
+def test_one_pca_fit_for_cells_and_pooled_paths(model, batch, full):
+    """The pooled point is the mean of the cells projected with the same plane (one fit, not two)."""
+    assert full.meta["pca"] == "joint" and "pca_pooled_explained" not in full.meta
+    for which in ("y", "z"):
+        cells = full.arrays[f"{which}_cell_pc"].astype(np.float64)
+        scale = np.abs(cells).max()
+        np.testing.assert_allclose(full.arrays[f"{which}_pc"], cells.mean(2), atol=2e-3 * scale)
+    sep = trace(model, batch, pca="separate")
+    for which in ("y", "z"):
+        cells = sep.arrays[f"{which}_cell_pc"].astype(np.float64)
+        np.testing.assert_allclose(sep.arrays[f"{which}_pc"], cells.mean(2), atol=2e-3 * np.abs(cells).max())
+
+
+def test_accuracy_on_the_cells_to_fill_leaves_the_givens_out(full):
+    givens = TASK.givens(full.inputs)  # [B, L]
+    assert givens.any() and (~givens).any()
+    to_fill = full.correct("y", "to_fill")
+    assert not to_fill[:, givens].any()
+    np.testing.assert_array_equal(to_fill[:, ~givens], full.correct("y")[:, ~givens])
+    n = (~givens).sum(-1)
+    np.testing.assert_allclose(full.accuracy("y", "to_fill"), to_fill.sum(-1) / n[None])
+    with pytest.raises(ValueError, match="'all' or 'to_fill'"):
+        full.accuracy("y", "givens")
+
+
+def _with_halting(tr, halt, cont, act_continue):
+    arrays = dict(tr.arrays, halt_logit=np.asarray(halt, np.float32), continue_logit=np.asarray(cont, np.float32),
+                  halt_prob=(1 / (1 + np.exp(-np.asarray(halt)))).astype(np.float32))
+    meta = dict(tr.meta, model=dict(tr.meta["model"], act_continue=act_continue))
+    return Trace(tr.task, tr.index, tr.event, tr.inputs, tr.labels, arrays, meta)
+
+
+def test_halted_at_follows_the_models_halting_rule(full):
+    """Halt logit > 0 for the reference's TRM; halt > continue for a model trained with the continue loss."""
+    R, B = full.halt_prob.shape
+    sup = full.records(events=["supervision"])  # one per supervision step (3)
+    halt = np.full((R, B), -3.0)
+    cont = np.full((R, B), -5.0)  # continue below halt everywhere: act_continue halts at once
+    halt[sup[1], 0] = 2.0  # puzzle 0: halt logit > 0 at step 1
+    cont[sup[0], 1] = -1.0  # puzzle 1: continue wins step 0, halt wins from step 1
+    halt[sup[1], 1], cont[sup[1], 1] = -4.0, -4.5
+    cont[:, 2] = 0.0  # puzzle 2: continue always wins
+    plain = _with_halting(full, halt, cont, act_continue=False)
+    np.testing.assert_array_equal(plain.halted_at(), [1, 2, 2])  # only puzzle 0's logit is ever > 0
+    q = _with_halting(full, halt, cont, act_continue=True)
+    np.testing.assert_array_equal(q.halted_at(), [0, 1, 2])
+
+
+def test_trace_keeps_both_halting_logits_of_the_model(model, batch, full):
+    with torch.no_grad():
+        carry = model.initial_carry(batch)
+        for _ in range(model.cfg.n_supervision):
+            carry, out = model(carry, batch)
+    np.testing.assert_allclose(full.halt_logit[-1], out["q_halt_logits"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(full.continue_logit[-1], out["q_continue_logits"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(full.halt_prob, 1 / (1 + np.exp(-full.halt_logit)), rtol=1e-5)

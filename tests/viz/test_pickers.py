@@ -132,7 +132,9 @@ def test_from_dataset_and_pick_interesting(tmp_path):
     sudoku.build_sudoku(root, generate=6, size=4, num_aug=0, test_generate=6, progress=False, echo=lambda *_: None)
     x = np.asarray(open_split(root, "test").inputs)
     p = from_dataset(str(root), 3)
-    assert p.task.name == "sudoku4x4" and p.indices == [3] and "s4 test example 3" == p.description
+    given = int((x[3] > 1).sum())
+    assert p.task.name == "sudoku4x4" and p.indices == [3]
+    assert p.description == f"sudoku4x4 from s4, test split, example 3 of 6: {given} givens, {16 - given} cells to fill"
     np.testing.assert_array_equal(p.batch["inputs"][0].numpy(), x[3])
     with pytest.raises(IndexError, match="out of range"):
         from_dataset(str(root), 99)

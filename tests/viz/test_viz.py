@@ -130,3 +130,50 @@ def test_trace_json_is_readable(tmp_path, traces):
     npz, js = traces["arc_task"].save(str(tmp_path / "arc"))
     doc = json.loads(open(js).read())
     assert doc["task"]["family"] == "arc" and doc["index_columns"][0] == "supervision_step"
+
+
+def _wrong_in_picture(rgb: np.ndarray) -> np.ndarray:
+    """Cells a reader sees as wrong: red (a wrong prediction) or pale yellow (a path cell missed)."""
+    rgb = rgb.astype(int)
+    missed = (rgb == [253, 233, 169]).all(-1)
+    goal = (rgb == [255, 127, 14]).all(-1)  # the maze's G (orange), not a mark
+    red = (rgb[..., 0] - rgb[..., 1] > 30) & ~missed & ~goal
+    return red | missed
+
+
+def test_sudoku_accuracy_curve_agrees_with_the_picture(traces):
+    """The curve scores the cells to fill, the ones the answer panel colours (givens are drawn grey)."""
+    tr = traces["sudoku4x4"]
+    view = TraceView(tr, puzzle=0)
+    givens = tr.task.givens(tr.inputs[0])
+    assert not tr.correct("y")[:, 0][:, givens].all(), "the model gets some given cell wrong (else nothing is tested)"
+    for pos in range(len(view)):
+        rgb = view.frame_updates(pos)[0]["z"].reshape(-1, 3)
+        assert (rgb[givens] == [217, 217, 217]).all()  # givens grey, whatever the head predicts there
+        wrong = _wrong_in_picture(rgb)
+        assert 1 - wrong[~givens].mean() == pytest.approx(view.acc["y"][pos])
+    fig = view.figure(0)
+    np.testing.assert_allclose(fig.data[7].y, tr.accuracy("y", "to_fill")[view.records, 0])
+
+
+def test_maze_accuracy_curve_agrees_with_the_picture():
+    maze = "#######\n#Sooo##\n###o###\n###ooG#\n#######\n#######\n#######"
+    picked = parse_maze(maze)
+    model = tiny_model(picked.task, hidden=32, n_supervision=3, seed=1)
+    tr = picked.trace(model)
+    view = TraceView(tr)
+    givens = tr.task.givens(tr.inputs[0])
+    for pos in range(len(view)):
+        rgb = view.frame_updates(pos)[0]["z"].reshape(-1, 3)
+        inputs = tr.inputs[0]
+        assert ((rgb[inputs == 1]) == [43, 43, 43]).all()  # walls drawn from the puzzle
+        wrong = _wrong_in_picture(rgb)
+        assert not wrong[givens].any()
+        assert 1 - wrong[~givens].mean() == pytest.approx(view.acc["y"][pos])
+
+
+def test_pca_panel_axes_say_one_fit(traces):
+    fig = TraceView(traces["sudoku4x4"]).figure(0)
+    assert "one fit" in fig.layout.annotations[-1].text
+    titles = [fig.layout[f"xaxis{k}"].title.text or "" for k in range(2, 6)]
+    assert any("of the cells' variance" in t for t in titles), titles

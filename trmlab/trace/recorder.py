@@ -7,10 +7,11 @@ answer, latent)``) and keeps, for every record:
 * the answer y decoded through the output head (argmax and the probability of the argmax; with
   ``full_probs=True`` every token's probability), and the latent z decoded through the same head
   (what z would answer);
-* the halting probability sigmoid(halt_logit(y));
+* the halting and continue logits of y (and the halting probability sigmoid(halt logit));
 * the RMS norms of y and z over the grid cells and how much each moved since the previous record
   (RMS over cells of the per-cell change);
-* y and z projected on a PCA plane fitted on the trace, per cell and pooled (mean over cells).
+* y and z projected on a PCA plane fitted on the trace's per-cell states: per cell, and pooled (the
+  mean over cells, projected with the same fit, so a pooled point is the centre of its cell cloud).
 
 Records come in the model's order; each has an explicit index ``(supervision step, recursion t of T,
 latent update i of n)`` and an event: ``latent`` (after z update i of recursion t), ``answer`` (after
@@ -34,6 +35,9 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from trmlab.io import atomic_write
+from trmlab.model import wants_to_halt
+
 from .projection import PCA, CovarianceAccumulator
 from .tasks import IGNORE_LABEL, TaskSpec, infer_task
 
@@ -43,7 +47,7 @@ _EVENT_CODE = {e: k for k, e in enumerate(EVENTS)}
 #: per-record arrays: name -> True when it has a per-cell axis
 RECORD_ARRAYS = {
     "y_pred": True, "z_pred": True, "y_conf": True, "z_conf": True,
-    "halt_prob": False, "y_norm": False, "z_norm": False, "y_delta": False, "z_delta": False,
+    "halt_prob": False, "halt_logit": False, "continue_logit": False, "y_norm": False, "z_norm": False, "y_delta": False, "z_delta": False,
     "y_pc": False, "z_pc": False, "y_cell_pc": True, "z_cell_pc": True, "halted": False,
 }
 
@@ -107,43 +111,68 @@ class Trace:
 
     # -- correctness ----------------------------------------------------------------------------------
 
-    def label_mask(self) -> Optional[np.ndarray]:
-        """Bool [B, L]: the cells with a label (not ignored)."""
-        return None if self.labels is None else self.labels != IGNORE_LABEL
+    def label_mask(self, cells: str = "all") -> Optional[np.ndarray]:
+        """Bool [B, L]: the cells scored. ``cells="all"``: every cell with a label (not ignored), as
+        ``trmlab eval`` scores; ``cells="to_fill"``: only those the puzzle leaves to the model (not its
+        givens: Sudoku digits, maze walls/S/G), which is what the views draw as predictions."""
+        if self.labels is None:
+            return None
+        mask = self.labels != IGNORE_LABEL
+        if cells == "to_fill":
+            return mask & ~self.task.givens(self.inputs)
+        if cells != "all":
+            raise ValueError(f"cells must be 'all' or 'to_fill', got {cells!r}")
+        return mask
 
-    def correct(self, which: str = "y") -> Optional[np.ndarray]:
-        """Bool [R, B, L]: the decoded y (or z) equals the label (False where the label is ignored)."""
+    def correct(self, which: str = "y", cells: str = "all") -> Optional[np.ndarray]:
+        """Bool [R, B, L]: the decoded y (or z) equals the label (False on cells not scored)."""
         if self.labels is None:
             return None
         pred = self.arrays[f"{which}_pred"]
-        return (pred == self.labels[None]) & self.label_mask()[None]
+        return (pred == self.labels[None]) & self.label_mask(cells)[None]
 
-    def accuracy(self, which: str = "y") -> Optional[np.ndarray]:
-        """[R, B]: fraction of labelled cells right."""
-        c = self.correct(which)
+    def accuracy(self, which: str = "y", cells: str = "all") -> Optional[np.ndarray]:
+        """[R, B]: fraction of the scored cells right (``cells``: see :meth:`label_mask`)."""
+        c = self.correct(which, cells)
         if c is None:
             return None
-        n = np.maximum(self.label_mask().sum(-1), 1)
+        n = np.maximum(self.label_mask(cells).sum(-1), 1)
         return c.sum(-1) / n[None]
 
-    def exact(self, which: str = "y") -> Optional[np.ndarray]:
-        """Bool [R, B]: every labelled cell right."""
-        c = self.correct(which)
+    def exact(self, which: str = "y", cells: str = "all") -> Optional[np.ndarray]:
+        """Bool [R, B]: every scored cell right."""
+        c = self.correct(which, cells)
         if c is None:
             return None
-        return c.sum(-1) == self.label_mask().sum(-1)[None]
+        return c.sum(-1) == self.label_mask(cells).sum(-1)[None]
 
     def final_answer(self) -> np.ndarray:
         """[B, L] tokens: the answer at the last record."""
         return self.arrays["y_pred"][-1]
 
+    def wants_to_halt(self) -> np.ndarray:
+        """Bool [R, B]: at each record, the model's halting rule (``trmlab.model.wants_to_halt``) says
+        halt: halt logit > 0, or halt > continue for a model trained with the continue loss
+        (``act_continue`` in the traced model's config)."""
+        act_continue = bool((self.meta.get("model") or {}).get("act_continue", False))
+        if "halt_logit" in self.arrays:
+            halt = self.arrays["halt_logit"]
+        else:  # a trace written before the logits were kept: the logit from the probability
+            p = np.clip(self.arrays["halt_prob"].astype(np.float64), 1e-12, 1 - 1e-12)
+            halt = np.log(p) - np.log1p(-p)
+        if act_continue and "continue_logit" not in self.arrays:
+            raise ValueError("this trace has no continue logits (written by an older trmlab), but the model "
+                             "halts on halt > continue (act_continue): trace it again")
+        cont = self.arrays["continue_logit"] if act_continue else None
+        return np.asarray(wants_to_halt(halt, cont, act_continue), bool)
+
     def halted_at(self) -> np.ndarray:
-        """[B]: the first supervision step (0-based) at which the halting head says halt (logit > 0),
-        or the last step if it never does."""
+        """[B]: the first supervision step (0-based) at whose output the model's halting rule says halt
+        (see :meth:`wants_to_halt`), or the last step if it never does."""
         sup = self.records(events=["supervision"])
         out = np.full(self.n_puzzles, int(self.index[-1, 0]) if len(self) else 0)
         if len(sup):
-            wants = self.arrays["halt_prob"][sup] > 0.5
+            wants = self.wants_to_halt()[sup]
             for b in range(self.n_puzzles):
                 hits = np.nonzero(wants[:, b])[0]
                 if len(hits):
@@ -163,7 +192,8 @@ class Trace:
     # -- save / load -----------------------------------------------------------------------------------
 
     def save(self, path: str) -> tuple[str, str]:
-        """Write ``<stem>.npz`` (arrays) and ``<stem>.json`` (task, index meaning, model config, PCA)."""
+        """Write ``<stem>.npz`` (arrays) and ``<stem>.json`` (task, index meaning, model config, PCA),
+        each atomically."""
         stem = path[:-4] if path.endswith((".npz", ".json")) else path
         if path.endswith(".json"):
             stem = path[:-5]
@@ -172,12 +202,11 @@ class Trace:
         if self.labels is not None:
             arrays["labels"] = self.labels
         arrays.update({f"rec__{k}": v for k, v in self.arrays.items()})
-        np.savez_compressed(stem + ".npz", **arrays)
+        atomic_write(stem + ".npz", lambda f: np.savez_compressed(f, **arrays))
         doc = {"format": "trmlab.trace/1", "events": list(EVENTS), "task": self.task.to_dict(),
                "index_columns": ["supervision_step", "recursion", "latent_step"], "meta": self.meta,
                "records": len(self), "puzzles": self.n_puzzles}
-        with open(stem + ".json", "w") as f:
-            json.dump(doc, f, indent=1, default=_json_default)
+        atomic_write(stem + ".json", lambda f: json.dump(doc, f, indent=1, default=_json_default), binary=False)
         return stem + ".npz", stem + ".json"
 
     @classmethod
@@ -225,6 +254,15 @@ def _step_keeper(keep_steps: StepFilter) -> Callable[[int], bool]:
     return lambda s: s in wanted
 
 
+def _q_logits(model, answer: torch.Tensor) -> torch.Tensor:
+    """[B, 2] float32: the halting and continue logits the model reads from the answer y."""
+    core = getattr(model, "core", None)
+    if core is not None and hasattr(core, "q_logits"):
+        return core.q_logits(answer).float()
+    halt = model.halt_logit(answer).float()
+    return torch.stack([halt, torch.full_like(halt, float("nan"))], -1)
+
+
 def _rms(x: torch.Tensor) -> torch.Tensor:
     """[B, L, D] -> [B]: sqrt(mean over cells of the squared per-cell norm)."""
     return x.pow(2).sum(-1).mean(-1).sqrt()
@@ -266,7 +304,6 @@ class _Recorder:
         self.states_y, self.states_z = [], []  # per-cell states (float16) when held
         self.pooled_y, self.pooled_z = [], []  # [B, D] float32, always (small)
         self.cells_acc = {"y": CovarianceAccumulator(), "z": CovarianceAccumulator()}
-        self.pooled_acc = {"y": CovarianceAccumulator(), "z": CovarianceAccumulator()}
 
     def cells(self, state: torch.Tensor) -> torch.Tensor:
         return state.detach()[:, state.shape[1] - self.seq_len:].float()
@@ -275,7 +312,7 @@ class _Recorder:
         y, z = self.cells(answer), self.cells(latent)
         keep = self.keep(self.step) and event in self.events
         if keep:
-            q = self.model.halt_logit(answer).float()
+            q = _q_logits(self.model, answer)
             self._record(event, recursion, latent_step, y, z, self.model.decode(answer), self.model.decode(latent),
                          q, halted=None)
         self.prev_y, self.prev_z = y.clone(), z.clone()
@@ -285,8 +322,8 @@ class _Recorder:
             return
         y, z = self.cells(answer), self.cells(latent)
         T, n = self.model.cfg.n_recursions, self.model.cfg.n_latent_steps
-        self._record("supervision", T - 1, n, y, z, out["logits"], self.model.decode(latent),
-                     out["q_halt_logits"].float(), halted=carry.halted)
+        q = torch.stack([out["q_halt_logits"].float(), out["q_continue_logits"].float()], -1)
+        self._record("supervision", T - 1, n, y, z, out["logits"], self.model.decode(latent), q, halted=carry.halted)
 
     def _record(self, event, t, i, y, z, y_logits, z_logits, q, halted):
         self.index.append((self.step, t, i))
@@ -298,7 +335,9 @@ class _Recorder:
             self.rec[f"{name}_conf"].append(conf.to(torch.float16).cpu().numpy())
             if self.full_probs:
                 self.rec[f"{name}_probs"].append(probs.to(torch.float16).cpu().numpy())
-        self.rec["halt_prob"].append(torch.sigmoid(q).cpu().numpy().astype(np.float32))
+        self.rec["halt_prob"].append(torch.sigmoid(q[:, 0]).cpu().numpy().astype(np.float32))
+        self.rec["halt_logit"].append(q[:, 0].cpu().numpy().astype(np.float32))
+        self.rec["continue_logit"].append(q[:, 1].cpu().numpy().astype(np.float32))
         self.rec["y_norm"].append(_rms(y).cpu().numpy())
         self.rec["z_norm"].append(_rms(z).cpu().numpy())
         for name, now, prev in (("y", y, self.prev_y), ("z", z, self.prev_z)):
@@ -309,17 +348,15 @@ class _Recorder:
         self.add_states(y, z)
 
     def add_states(self, y: torch.Tensor, z: torch.Tensor):
-        """PCA bookkeeping for one record: accumulate covariances, hold states when they fit."""
+        """PCA bookkeeping for one record: accumulate the per-cell covariance (the one fit), keep the
+        pooled states (mean over cells), hold the per-cell states when they fit."""
         if self.pca_mode == "none":
             return
         joint = self.pca_mode == "joint"
         self.cells_acc["y"].add(y)
         self.cells_acc["y" if joint else "z"].add(z)
-        py, pz = y.mean(1), z.mean(1)
-        self.pooled_acc["y"].add(py)
-        self.pooled_acc["y" if joint else "z"].add(pz)
-        self.pooled_y.append(py.cpu().numpy())
-        self.pooled_z.append(pz.cpu().numpy())
+        self.pooled_y.append(y.mean(1).cpu().numpy())
+        self.pooled_z.append(z.mean(1).cpu().numpy())
         if self.hold_states:
             self.states_y.append(y.to(torch.float16).cpu())
             self.states_z.append(z.to(torch.float16).cpu())
@@ -417,12 +454,10 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
             raise ValueError("trace: nothing recorded (check keep_steps and events)")
         if pca == "none":  # no projection (e.g. ranking puzzles): zero planes
             D = cfg.hidden_size
-            pca_cells_y = pca_cells_z = pca_pool_y = pca_pool_z = PCA(np.zeros(D), np.zeros((2, D)), np.zeros(2))
-        else:
+            pca_cells_y = pca_cells_z = PCA(np.zeros(D), np.zeros((2, D)), np.zeros(2))
+        else:  # one fit on the per-cell states; the pooled paths are projected with it too
             pca_cells_y = rec.cells_acc["y"].fit(2)
             pca_cells_z = pca_cells_y if pca == "joint" else rec.cells_acc["z"].fit(2)
-            pca_pool_y = rec.pooled_acc["y"].fit(2)
-            pca_pool_z = pca_pool_y if pca == "joint" else rec.pooled_acc["z"].fit(2)
         if pca == "none":
             shape = (len(rec.index), B, seq_len, 2)
             y_cell_pc = z_cell_pc = np.zeros(shape, np.float32)
@@ -441,8 +476,8 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
     if pca == "none":
         arrays["y_pc"] = arrays["z_pc"] = np.zeros((len(rec.index), B, 2), np.float32)
     else:
-        arrays["y_pc"] = pca_pool_y.transform(np.stack(rec.pooled_y))
-        arrays["z_pc"] = pca_pool_z.transform(np.stack(rec.pooled_z))
+        arrays["y_pc"] = pca_cells_y.transform(np.stack(rec.pooled_y))
+        arrays["z_pc"] = pca_cells_z.transform(np.stack(rec.pooled_z))
     inputs = batch["inputs"].cpu().numpy().astype(np.int64)
     lab = batch.get("labels")
     lab = None if lab is None else lab.cpu().numpy().astype(np.int64)
@@ -452,10 +487,9 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
         "n_supervision": N, "n_recursions": T, "n_latent_steps": n, "model_n_supervision": cfg.n_supervision,
         "events": [e for e in EVENTS if e in events], "kept_steps": [s for s in range(N) if keep(s)],
         "puzzle_rows": rows, "pca": pca, "pca_states": "held" if hold else "second pass",
+        "pca_fit": "per-cell states; pooled paths projected with the same fit",
         "pca_cells_explained": {"y": pca_cells_y.explained_variance_ratio.tolist(),
                                 "z": pca_cells_z.explained_variance_ratio.tolist()},
-        "pca_pooled_explained": {"y": pca_pool_y.explained_variance_ratio.tolist(),
-                                 "z": pca_pool_z.explained_variance_ratio.tolist()},
         "puzzle_identifiers": batch["puzzle_identifiers"].cpu().numpy().astype(int).tolist(),
         "model": _cfg_dict(cfg), "continue_after_halt": continue_after_halt,
     }

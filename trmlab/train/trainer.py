@@ -33,6 +33,7 @@ from . import distributed as D
 from .losses import act_loss
 from .logging import MetricsLogger
 from .optim import EMA, AdamATan2, SparseSignSGD, make_schedule
+from .progress import HaltedMean
 
 
 class TrainingError(RuntimeError):
@@ -268,6 +269,7 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=last_step, initial=self.step, desc=f"train {self.cfg.name}", dynamic_ncols=True)
+            halted = HaltedMean()  # acc / exact of the puzzles that halted recently (train/progress.py)
         eval_metrics: dict = {}
         batches = iter(self.loader)
         try:
@@ -278,8 +280,8 @@ class Trainer:
                         self.logger.log(self.step, "train", metrics, epoch=round(self.loader.epoch, 4))
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(loss=f"{metrics['lm_loss']:.3f}", acc=f"{metrics.get('accuracy', 0):.3f}",
-                                        exact=f"{metrics.get('exact_accuracy', 0):.3f}")
+                        halted.update(metrics)
+                        bar.set_postfix(halted.postfix(metrics["lm_loss"]))
                 out_of_time = t.max_minutes > 0 and (time.time() - start) / 60 >= t.max_minutes
                 out_of_time = bool(D.reduce_sums({"t": float(out_of_time)}, self.dist)["t"])
                 if self.step in self.eval_steps or self.step == last_step or out_of_time:

@@ -3,22 +3,47 @@
 ``animation_figure`` is the player's figure with one plotly frame per position, a Play/Pause
 button (``updatemenus``) and a step slider; ``export_html`` writes it with plotly.js inline, so the
 file plays in a browser with no kernel and no network (about 4.7 MB of plotly.js plus the frames;
-pass ``include_plotlyjs=False`` when the page already loads plotly.js once). ``png_strip`` draws the
-decoded answer (and latent) at a few records side by side with matplotlib (``grids.draw_panel``), for
-papers.
+pass ``include_plotlyjs=False`` when the page already loads plotly.js once); ``show_animation``
+displays it in a notebook (and so in its HTML report) the same way.
+
+Pausing (or moving the slider) while the animation plays interrupts it: plotly.js then rejects the
+promise of the Play button's ``Plotly.animate`` call with no reason, and its buttons and slider
+never handle that rejection, so the browser reports ``Uncaught (in promise) undefined`` on every
+Pause. Both ``export_html`` and ``show_animation`` add :data:`ANIMATION_SCRIPT` after the plot,
+which marks such an interruption and handles the rejection it causes (nothing else is silenced).
+
+``png_strip`` draws the decoded answer (and latent) at a few records side by side with matplotlib
+(``grids.draw_panel``), for papers.
 """
 from __future__ import annotations
 
-import os
 from typing import Iterable, Optional
 
 import numpy as np
 import plotly.graph_objects as go
 
+from trmlab.io import atomic_write
 from trmlab.trace.recorder import Trace
 
-from .figure import DYNAMIC, TraceView, _go
+from .figure import CELLS, DYNAMIC, TraceView, _go
 from .grids import draw_panel
+
+
+#: Run after the plot is created (plotly's ``post_script``; ``{plot_id}`` is the plot's div): an
+#: animation interrupted by Pause or the slider rejects the Play call's promise with ``undefined``;
+#: that rejection, and only within a second of an interruption of this page's plots, is handled.
+ANIMATION_SCRIPT = """(function () {
+  var gd = document.getElementById('{plot_id}');
+  if (!gd || !gd.on || gd._trmlabInterruptGuard) { return; }
+  gd._trmlabInterruptGuard = true;
+  gd.on('plotly_animationinterrupted', function () { window._trmlabAnimationInterruptedAt = Date.now(); });
+  if (window._trmlabInterruptListener) { return; }
+  window._trmlabInterruptListener = true;
+  window.addEventListener('unhandledrejection', function (event) {
+    var at = window._trmlabAnimationInterruptedAt;
+    if (event.reason === undefined && at !== undefined && Date.now() - at < 1000) { event.preventDefault(); }
+  });
+})();"""
 
 
 def _positions(n: int, max_frames: Optional[int]) -> list[int]:
@@ -73,12 +98,16 @@ def export_html(trace: Trace, path: Optional[str] = None, puzzle: int = 0, event
     Writes it to ``path`` when given; returns the HTML."""
     fig = animation_figure(trace, puzzle, events, max_frames, frame_ms, **figure_kw)
     html = fig.to_html(full_html=full_html, include_plotlyjs=include_plotlyjs, auto_play=False, div_id=div_id,
-                       config=dict(displaylogo=False, responsive=False))
+                       config=dict(displaylogo=False, responsive=False), post_script=ANIMATION_SCRIPT)
     if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(html)
+        atomic_write(path, lambda f: f.write(html.encode("utf-8")))
     return html
+
+
+def show_animation(fig: go.Figure) -> None:
+    """Display an :func:`animation_figure` in a notebook, with :data:`ANIMATION_SCRIPT` in its HTML
+    output (the output an nbconvert report keeps), so pausing it raises no error in the report."""
+    fig.show(post_script=ANIMATION_SCRIPT, auto_play=False)
 
 
 def strip_records(trace: Trace, n: int = 8, events: Iterable[str] = ("supervision",)) -> list[int]:
@@ -121,12 +150,11 @@ def png_strip(trace: Trace, path: str, puzzle: int = 0, records: Optional[Iterab
             ev = trace.event_name(k)
             if ev != "supervision":
                 title += f" t{t + 1}" + (f" i{i + 1}" if ev == "latent" else " (y)")
-            acc = trace.accuracy(which)
+            acc = trace.accuracy(which, CELLS)
             if acc is not None:
-                title += f"\n{100 * acc[k, puzzle]:.0f}% cells"
+                title += f"\n{100 * acc[k, puzzle]:.0f}% of cells to fill"
             ax.set_title(title, fontsize=7)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
     plt.close(fig)
     return path

@@ -24,6 +24,8 @@ from trmlab.trace.recorder import Trace
 from .grids import arc_rgb, arc_task_image, cell_panel, grid_axes, panel_traces, region
 
 Y_COLOUR, Z_COLOUR, HALT_COLOUR = "#1f77b4", "#9467bd", "#ff7f0e"
+#: the cells the views score (Trace.label_mask): the ones the puzzle leaves to the model
+CELLS = "to_fill"
 
 #: figure trace numbers
 PUZZLE, Y_IMG, Y_TXT, Z_IMG, Z_TXT = 0, 2, 3, 4, 5
@@ -55,8 +57,10 @@ class TraceView:
         self.labels = None if trace.labels is None else trace.labels[b]
         self.givens = self.task.givens(self.inputs)
         self.crop = region(self.task, self.inputs, self.labels, trace.y_pred[self.records, b])
-        self.correct = {w: (None if trace.labels is None else trace.correct(w)[:, b]) for w in ("y", "z")}
-        acc = {w: trace.accuracy(w) for w in ("y", "z")}
+        # Scored as drawn: the panels show the puzzle's givens (Sudoku digits, maze walls/S/G) from the
+        # puzzle itself, so the correctness colours and the accuracy curves count the cells to fill only.
+        self.correct = {w: (None if trace.labels is None else trace.correct(w, CELLS)[:, b]) for w in ("y", "z")}
+        acc = {w: trace.accuracy(w, CELLS) for w in ("y", "z")}
         self.acc = {w: (None if a is None else a[self.records, b]) for w, a in acc.items()}
         self.halt = trace.halt_prob[self.records, b]
         self.cell_cloud = cell_cloud
@@ -86,7 +90,7 @@ class TraceView:
         pred = tr.arrays[f"{which}_pred"][k, b]
         conf = tr.arrays[f"{which}_conf"][k, b].astype(np.float32)
         correct = None if self.correct[which] is None else self.correct[which][k]
-        if self.task.family == "sudoku":  # givens: show the puzzle's digit, not the head's guess
+        if self.task.family in ("sudoku", "maze"):  # givens: drawn from the puzzle, not the head's guess
             pred = np.where(self.givens, self.inputs, pred)
         return cell_panel(self.task, pred, conf, correct, self.givens, self.labels,
                           crop=self.crop if self.task.family == "arc" else None)
@@ -135,7 +139,8 @@ class TraceView:
             rows=2, cols=3, specs=[[{}, {}, {}], [{"colspan": 2}, None, {}]], row_heights=[0.56, 0.44],
             horizontal_spacing=0.04, vertical_spacing=0.1,
             subplot_titles=(puzzle_title, "answer y (decoded)", "latent z (decoded: what z would answer)",
-                            "halting probability and accuracy", "PCA plane: pooled paths, cells now"),
+                            "halting probability and accuracy of the cells to fill",
+                            "PCA plane (one fit): pooled paths, cells now"),
         )
         dyn = self.frame_updates(pos)
         x = np.arange(len(self))
@@ -192,11 +197,14 @@ class TraceView:
         lo = np.minimum(lo, np.nanmin(np.concatenate([ypc, zpc]), 0))
         hi = np.maximum(hi, np.nanmax(np.concatenate([ypc, zpc]), 0))
         pad = (hi - lo) * 0.08 + 1e-6
-        ev = self.trace.meta.get("pca_pooled_explained", {}).get("y", [0, 0])
-        fig.update_xaxes(row=2, col=3, range=[float(lo[0] - pad[0]), float(hi[0] + pad[0])],
-                         title_text=f"PC1 ({100 * ev[0]:.0f}% of pooled variance)" if ev else "PC1")
-        fig.update_yaxes(row=2, col=3, range=[float(lo[1] - pad[1]), float(hi[1] + pad[1])],
-                         title_text="PC2")
+        ev = self.trace.meta.get("pca_cells_explained", {}).get("y", [])
+        separate = self.trace.meta.get("pca") == "separate"
+        x_title = f"PC1 ({100 * ev[0]:.0f}% of the cells' variance)" if len(ev) > 1 else "PC1"
+        y_title = f"PC2 ({100 * ev[1]:.0f}%)" if len(ev) > 1 else "PC2"
+        if separate:
+            x_title += " · y and z on separate planes"
+        fig.update_xaxes(row=2, col=3, range=[float(lo[0] - pad[0]), float(hi[0] + pad[0])], title_text=x_title)
+        fig.update_yaxes(row=2, col=3, range=[float(lo[1] - pad[1]), float(hi[1] + pad[1])], title_text=y_title)
         fig.update_layout(
             height=height, width=width, plot_bgcolor="white", title=dict(text=self.label(pos), x=0.01, font=dict(size=14)),
             margin=dict(l=30, r=20, t=70, b=40), legend=dict(orientation="h", y=-0.08, x=0.0),

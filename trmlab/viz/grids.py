@@ -7,7 +7,8 @@ marks (ARC: an x on wrong cells, a dot on unsure ones). The colour code of a pre
 * Sudoku: givens grey with dark digits; predictions green when right, red when wrong, blue when the
   label is unknown, paler the less confident the model is (white = probability 0).
 * Maze: walls dark, open cells white, S blue, G orange; a predicted path cell green (right) or red
-  (not on the true path), paler when unsure; a true path cell the model missed is pale yellow.
+  (not on the true path), paler when unsure; a true path cell the model missed is pale yellow; an
+  open cell of the puzzle (``givens`` given) predicted as a wall, S or G is red.
 * ARC: the standard 10-colour palette; wrong cells carry a white-edged x, cells predicted with
   probability < 0.5 a small grey dot; PAD is light grey and EOS dark grey.
 
@@ -27,7 +28,7 @@ import plotly.graph_objects as go
 from trmlab.data import maze
 from trmlab.data.arc import crop_sizes
 from trmlab.data.view import describe_example
-from trmlab.trace.tasks import (ARC_EOS, ARC_PAD, MAZE_GOAL, MAZE_PATH, MAZE_START, MAZE_WALL,
+from trmlab.trace.tasks import (ARC_EOS, ARC_PAD, MAZE_GOAL, MAZE_OPEN, MAZE_PATH, MAZE_START, MAZE_WALL,
                                 SUDOKU_BLANK, TaskSpec, maze_spec, sudoku_spec)
 
 #: the standard ARC palette, colours 0..9
@@ -121,10 +122,14 @@ def cell_panel(task: TaskSpec, tokens, conf=None, correct=None, givens=None, lab
                 rgb[wrong] = _blend(WRONG, cf)[wrong]
             else:
                 rgb[path] = _blend(UNKNOWN, cf)[path]
+            # an open cell of the puzzle predicted as a wall, S or G: wrong whatever the label
+            stray = ~gv & (tok != MAZE_OPEN) & ~path if givens is not None else np.zeros((R, C), bool)
         rgb[tok == MAZE_START] = START
         rgb[tok == MAZE_GOAL] = GOAL
         text[tok == MAZE_START] = "S"
         text[tok == MAZE_GOAL] = "G"
+        if role != "puzzle":
+            rgb[stray] = _blend(WRONG, cf)[stray]
     elif fam == "arc":
         colours = np.clip(tok - 2, 0, 9)
         rgb[:] = ARC_RGB[colours]

@@ -148,16 +148,53 @@ def from_dataset(root: str, index: Union[int, Sequence[int]] = 0, split: str = "
     y = np.where(y < 0, IGNORE_LABEL, y)
     pid = s.puzzle_identifiers[s.example_puzzle(np.asarray(idx))].astype(np.int64)
     demos = _arc_demos(root, pid[0]) if task.family == "arc" else []
-    desc = f"{os.path.basename(os.path.normpath(root))} {split} example{'s' if len(idx) > 1 else ''} {', '.join(map(str, idx))}"
+    desc = describe_examples(root, split, idx, s.num_examples, task, x, pid)
     return Picked(make_batch(x, y, pid), task, desc, demos=demos, indices=idx)
+
+
+def puzzle_summary(task: TaskSpec, inputs) -> str:
+    """What a puzzle gives and what it asks, in words (never its solution): e.g. '14 givens, 22 cells to
+    fill' (Sudoku), '30 given cells (walls, S, G), 34 open cells' (maze), 'test input 5x7' (ARC)."""
+    inputs = np.asarray(inputs).reshape(-1)
+    given = int(task.givens(inputs).sum())
+    if task.family == "sudoku":
+        return f"{given} givens, {task.seq_len - given} cells to fill"
+    if task.family == "maze":
+        return f"{given} given cells (walls, S, G), {task.seq_len - given} open cells"
+    if task.family == "arc":
+        h, w = (int(v) for v in arc.crop_sizes(inputs)[0])
+        return f"test input {h}x{w}"
+    return f"{task.seq_len} tokens"
+
+
+def _arc_task_name(root: str, puzzle_identifier: int) -> str:
+    """The ARC task an example comes from, and its augmentation when it is not the original."""
+    task_id, tid, perm = arc.parse_version_name(read_identifiers(root)[int(puzzle_identifier)])
+    if tid == 0 and np.array_equal(perm, np.arange(10)):
+        return task_id
+    return f"{task_id} (augmented: dihedral t{tid}, colours {''.join(map(str, perm.tolist()))})"
+
+
+def describe_examples(root: str, split: str, indices: Sequence[int], n_examples: int, task: TaskSpec, inputs,
+                      puzzle_identifiers) -> str:
+    """A readable line about dataset examples: dataset, task, split, index, what the puzzle gives (its
+    givens; never the solution), and for ARC the task's name."""
+    name = os.path.basename(os.path.normpath(root))
+    where = (f"example {indices[0]} of {n_examples}" if len(indices) == 1
+             else f"examples {', '.join(map(str, indices))} of {n_examples}")
+    desc = f"{task.name} from {name}, {split} split, {where}: {puzzle_summary(task, inputs[0])}"
+    if task.family == "arc":
+        desc += f", ARC task {_arc_task_name(root, puzzle_identifiers[0])}"
+    return desc
 
 
 def rank_puzzles(tr: Trace, by: str = "changed") -> np.ndarray:
     """Puzzle rows of a trace, the most interesting first.
 
     ``changed``: how many answer cells change between successive answer updates, summed (the recursion
-    does the most work); ``hardest``: lowest final cell accuracy (unlabelled: lowest final confidence),
-    then latest halting; ``gain``: largest rise of accuracy from the first to the last answer.
+    does the most work); ``hardest``: lowest final accuracy on the cells to fill (unlabelled: lowest
+    final confidence), then latest halting; ``gain``: largest rise of that accuracy from the first to
+    the last answer.
     """
     ans = tr.records(events=["answer"])
     if not len(ans):
@@ -167,11 +204,11 @@ def rank_puzzles(tr: Trace, by: str = "changed") -> np.ndarray:
         score = (preds[1:] != preds[:-1]).sum(axis=(0, 2)) if len(ans) > 1 else np.zeros(tr.n_puzzles)
         return np.argsort(-score, kind="stable")
     if by == "hardest":
-        acc = tr.accuracy("y")
+        acc = tr.accuracy("y", "to_fill")
         final = acc[-1] if acc is not None else tr.y_conf[-1].astype(np.float32).mean(-1)
         return np.lexsort((-tr.halted_at(), final))
     if by == "gain":
-        acc = tr.accuracy("y")
+        acc = tr.accuracy("y", "to_fill")
         if acc is None:
             raise ValueError("rank by 'gain' needs labels")
         return np.argsort(-(acc[ans[-1]] - acc[ans[0]]), kind="stable")

@@ -1,0 +1,264 @@
+"""What the recursion notebook (04-recursion) does before drawing: a model, a puzzle, a trace, files.
+
+>>> rec = prepare(run="runs/demo-sudoku4")   # the run's own test split, example 0
+>>> print(rec.describe())                    # model, puzzle (no solution), what was traced
+>>> rec.save()                               # runs/demo-sudoku4/recursion/{trace.npz, ...}
+
+The model comes from a trained run folder (``run``; the model that ``trmlab eval`` scores, loaded with
+``trmlab.train.inference.load_run``) or, with no run, is a tiny untrained TRM (or one trained for
+``train_seconds`` on generated 4x4 Sudoku). The puzzle comes from, in this order: ``puzzle_text``
+(typed), ``data`` (a built dataset), the run's own dataset (``data`` in its ``config.json``), or a
+generated 4x4 Sudoku. Dataset puzzles are example ``index`` of ``split`` (default ``test``), or the
+one where the recursion works hardest (``pick``: see :func:`trmlab.viz.pickers.rank_puzzles`).
+
+A run is traced for as many supervision steps as it is evaluated (``train.eval_supervision`` of its
+config, else the model's N_sup), so the animation reaches the step at which ``trmlab eval`` reports
+its accuracy. When the default run (:data:`DEFAULT_RUN`, the demo's) does not exist yet, the notebook
+says so and shows a tiny untrained model on a generated puzzle instead; any other missing run is an
+error.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from trmlab.config import RunConfig
+from trmlab.trace.recorder import EVENTS, Trace
+from trmlab.trace.tasks import TaskSpec, dataset_task, infer_task, sudoku_spec
+from trmlab.viz.animation import export_html, png_strip
+from trmlab.viz.pickers import Picked, from_dataset, make_batch, parse_puzzle, pick_interesting, puzzle_summary
+
+from .notebook import project_root, resolve
+
+#: the run the notebooks open by default: the one ``trmlab demo`` (scripts/demo.sh) trains
+DEFAULT_RUN = "runs/demo-sudoku4"
+#: the recursion files written into a run folder (``RUN/recursion/...``), for reports and the README
+RECURSION_DIR = "recursion"
+TRACE_STEM, ANIMATION_FILE, STRIP_FILE = "trace", "animation.html", "strip.png"
+PICK_RULES = ("index", "changed", "hardest", "gain")
+
+
+@dataclass
+class Recursion:
+    """A traced puzzle and where it came from (what the recursion notebook shows)."""
+
+    model: Any
+    picked: Picked
+    trace: Trace
+    run: Optional[Path]  # the run folder traced; None for a tiny model
+    config: Optional[RunConfig]  # the trained model's config (None for an untrained tiny model)
+    data: Optional[Path]  # the dataset the puzzle comes from; None for a typed or generated puzzle
+    source: str  # the model, in words
+    note: str = ""  # said first: e.g. the default run does not exist yet
+
+    @property
+    def n_supervision(self) -> int:
+        return int(self.trace.meta["n_supervision"])
+
+    def describe(self) -> str:
+        """A few readable lines: the model, the puzzle (task, split, index, givens; never the
+        solution) and what was traced."""
+        m = self.trace.meta
+        lines = [f"NOTE: {self.note}"] if self.note else []
+        lines.append(f"model: {self.source}")
+        lines.append(f"puzzle: {self.picked.description}")
+        why = m.get("n_supervision_source", "")
+        lines.append(f"trace: {len(self.trace)} records over {m['n_supervision']} supervision steps"
+                     + (f" ({why})" if why else "")
+                     + f", T={m['n_recursions']} recursions of n={m['n_latent_steps']} latent updates each")
+        return "\n".join(lines)
+
+    def output_dir(self, out_dir: Optional[str | os.PathLike] = None) -> Optional[Path]:
+        """Where :meth:`save` writes: ``out_dir`` when given, else ``RUN/recursion`` for a run, else None."""
+        if out_dir:
+            return Path(out_dir)
+        if self.run is not None:
+            return self.run / RECURSION_DIR
+        return None
+
+    def save(self, out_dir: Optional[str | os.PathLike] = None, max_frames: int = 200) -> dict:
+        """Write the trace (``trace.npz`` + ``trace.json``), the static HTML animation
+        (``animation.html``: plays with no kernel and no network) and the PNG strip (``strip.png``)
+        into :meth:`output_dir`; returns {"trace", "trace_json", "animation", "strip"} -> path ({}
+        when there is nowhere to write: no run and no ``out_dir``)."""
+        folder = self.output_dir(out_dir)
+        if folder is None:
+            return {}
+        folder.mkdir(parents=True, exist_ok=True)
+        npz, js = self.trace.save(str(folder / TRACE_STEM))
+        animation = folder / ANIMATION_FILE
+        export_html(self.trace, str(animation), full_html=True, max_frames=max_frames)
+        strip = Path(png_strip(self.trace, str(folder / STRIP_FILE)))
+        return {"trace": Path(npz), "trace_json": Path(js), "animation": animation, "strip": strip}
+
+
+# -----------------------------------------------------------------------------------------------------
+# Runs and their data
+# -----------------------------------------------------------------------------------------------------
+
+
+def eval_steps(cfg: RunConfig) -> int:
+    """The supervision steps a run is evaluated with: ``train.eval_supervision``, else its N_sup."""
+    return int(cfg.train.eval_supervision or cfg.model.n_supervision)
+
+
+def run_dataset(run: str | os.PathLike, cfg: RunConfig, root: Optional[str | os.PathLike] = None) -> Path:
+    """The run's own dataset folder (``data`` in its config.json): absolute as written, or relative to
+    the project root (where ``trmlab train`` runs), or to the current folder."""
+    if not cfg.data:
+        raise ValueError(f"{Path(run) / 'config.json'}: 'data' is empty; set the notebook's `data` to a built dataset")
+    written = Path(os.path.expanduser(cfg.data))
+    candidates = [written] if written.is_absolute() else [resolve(written, root or project_root()),
+                                                           Path.cwd() / written]
+    for c in candidates:
+        if (c / "test").is_dir() or (c / "train").is_dir():
+            return c
+    tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
+    raise FileNotFoundError(
+        f"{run}: the run's dataset (data={cfg.data!r} in its config.json) is not there (looked in {tried}). "
+        f"Build it again (trmlab data ...) or set the notebook's `data` to where it is now")
+
+
+def check_fits(model, task: TaskSpec, where: str) -> None:
+    """The puzzles of ``task`` (from ``where``) are what ``model`` reads: same cell count and alphabet."""
+    cfg = model.cfg
+    if task.seq_len != cfg.seq_len or task.vocab_size > cfg.vocab_size:
+        raise ValueError(
+            f"{where}: {task.name} puzzles of {task.seq_len} cells (vocabulary {task.vocab_size}), but the model "
+            f"reads {cfg.seq_len} cells (vocabulary {cfg.vocab_size}); use the run's own dataset (leave `data` empty) "
+            f"or a dataset built for the same task")
+
+
+def generated_sudoku(size: int = 4, seed: int = 0) -> Picked:
+    """One generated Sudoku with its solution (trmlab.data.sudoku), when there is no dataset."""
+    from trmlab.data.sudoku import generate_puzzles
+
+    q, a, _ = generate_puzzles(1, n=size, seed=seed, difficulty="hard")[0]
+    inputs = np.asarray(q).reshape(-1).astype(np.int64) + 1
+    labels = np.asarray(a).reshape(-1).astype(np.int64) + 1
+    task = sudoku_spec(size)
+    return Picked(make_batch(inputs, labels), task,
+                  f"a generated {size}x{size} Sudoku (seed {seed}): {puzzle_summary(task, inputs)}")
+
+
+def train_tiny(seconds: float, workdir: str | os.PathLike):
+    """A cpu_sudoku4 model trained ``seconds`` on 300 generated 4x4 Sudoku in ``workdir``:
+    (model, config, data folder, run folder)."""
+    from trmlab.config import get_preset
+    from trmlab.data.sudoku import build_sudoku
+    from trmlab.train.inference import load_run
+    from trmlab.train.trainer import train
+
+    workdir = Path(workdir)
+    data = workdir / "sudoku4"
+    build_sudoku(data, generate=300, size=4, num_aug=0, seed=0, test_generate=32, progress=False,
+                 echo=lambda *a, **k: None)
+    cfg = get_preset("cpu_sudoku4", {"data": str(data), "train.max_minutes": seconds / 60.0,
+                                     "train.wandb_mode": "disabled"})
+    train(cfg, workdir / "run", progress=False)
+    model, cfg = load_run(workdir / "run")
+    return model, cfg, data, workdir / "run"
+
+
+# -----------------------------------------------------------------------------------------------------
+# The notebook's one call
+# -----------------------------------------------------------------------------------------------------
+
+
+def _as_path(p) -> Optional[Path]:
+    return Path(p) if p not in (None, "") else None
+
+
+def prepare(run: Optional[str | os.PathLike] = DEFAULT_RUN, data: Optional[str | os.PathLike] = None,
+            split: str = "test", pick: str = "index", index: int = 0, puzzle_text: str = "",
+            n_supervision: int = 0, train_seconds: float = 0.0, seed: int = 0, candidates: int = 64,
+            events=EVENTS, root: Optional[str | os.PathLike] = None) -> Recursion:
+    """A model, a puzzle and its trace for the recursion notebook (see the module docstring).
+
+    ``run``/``data``: folders (relative ones are taken from the project root ``root``); ``run=None``
+    or "" for a tiny model. ``n_supervision``: steps to trace; 0 = the run's evaluation steps (a tiny
+    model: its N_sup). ``events``: which records to keep (trmlab.trace.EVENTS)."""
+    from trmlab.trace.tiny import tiny_model
+
+    if pick not in PICK_RULES:
+        raise ValueError(f"pick must be one of {', '.join(PICK_RULES)}, got {pick!r}")
+    root = Path(root) if root is not None else project_root()
+    run_path = _as_path(run)
+    run_path = resolve(run_path, root) if run_path is not None else None
+    data_path = _as_path(data)
+    data_path = resolve(data_path, root) if data_path is not None else None
+    note = ""
+    model = cfg = None
+    source = ""
+    if run_path is not None and not run_path.exists():
+        if run_path == resolve(DEFAULT_RUN, root):
+            note = (f"{DEFAULT_RUN} (the demo's run) does not exist yet: run `bash scripts/demo.sh` (or "
+                    f"`trmlab demo`) to train it, or set `run` to a trained run folder. Shown instead: a tiny "
+                    f"UNTRAINED model on a generated puzzle; its answers are noise.")
+            run_path = None
+        else:
+            raise FileNotFoundError(f"run folder {run_path} does not exist (the `run` parameter); "
+                                    f"train one with `trmlab train` or the 02-train notebook")
+    if run_path is not None:
+        from trmlab.train.inference import load_run
+
+        model, cfg = load_run(run_path)
+        source = f"the run {run_path} ({cfg.preset or cfg.name}, {_n_params(model):,} parameters)"
+        if data_path is None and not puzzle_text:
+            data_path = run_dataset(run_path, cfg, root)
+    elif train_seconds and train_seconds > 0:
+        workdir = Path(tempfile.mkdtemp(prefix="trmlab-nb-"))
+        model, cfg, gen_data, _ = train_tiny(train_seconds, workdir)
+        source = f"a cpu_sudoku4 model trained {train_seconds:g} s on generated 4x4 Sudoku ({workdir})"
+        data_path = data_path or gen_data
+
+    task: Optional[TaskSpec] = None
+    if data_path is not None:
+        task = dataset_task(str(data_path))
+    elif model is not None:
+        task = infer_task(model.cfg.vocab_size, model.cfg.seq_len)
+    if puzzle_text:
+        picked = parse_puzzle(puzzle_text, task)
+        data_path = None
+    elif data_path is not None:
+        if model is not None:
+            check_fits(model, task, str(data_path))
+        if pick == "index":
+            picked = from_dataset(str(data_path), index, split)
+        else:
+            if model is None:
+                model = tiny_model(task, seed=seed)
+            picked = pick_interesting(model, str(data_path), by=pick, k=1, candidates=candidates, split=split,
+                                      n_supervision=(n_supervision or (eval_steps(cfg) if cfg else None)),
+                                      seed=seed)
+    else:
+        picked = generated_sudoku(4, seed=seed + index)
+    if model is None:
+        model = tiny_model(picked.task, seed=seed)
+        source = (f"a tiny UNTRAINED TRM (hidden {model.cfg.hidden_size}, random weights, seed {seed}): "
+                  f"the recursion runs, nothing is learnt")
+    else:
+        check_fits(model, picked.task, "the puzzle")
+
+    if n_supervision:
+        N, why = int(n_supervision), "set by n_supervision"
+    elif cfg is not None:
+        N = eval_steps(cfg)
+        why = ("the run's evaluation steps, train.eval_supervision" if cfg.train.eval_supervision
+               else "the run's N_sup, as it is evaluated")
+    else:
+        N, why = int(model.cfg.n_supervision), "the model's N_sup"
+    meta = {"n_supervision_source": why, "source": source, "split": split if data_path is not None else None,
+            "run": str(run_path) if run_path is not None else None,
+            "data": str(data_path) if data_path is not None else None}
+    tr = picked.trace(model, n_supervision=N, events=events, meta=meta)
+    return Recursion(model, picked, tr, run_path, cfg, data_path, source, note)
+
+
+def _n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
