@@ -187,8 +187,8 @@ def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Option
       compute is really saved); with ``compact=False`` the batch keeps its size until every row has
       stopped (an observer then always sees the whole batch).
 
-    ``active``: optional bool [B]; rows that are False (padding) are not run at all under learned
-    halting. The model is put in eval mode by the caller.
+    ``active``: optional bool [B]; rows that are False (padding) are not run at all. The model is put
+    in eval mode by the caller.
     """
     if halting not in ("max", "learned"):
         raise ValueError(f"halting must be 'max' or 'learned', got {halting!r}")
@@ -196,7 +196,7 @@ def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Option
     B = batch["inputs"].shape[0]
     device = batch["inputs"].device
     rows = torch.arange(B, device=device)
-    if active is not None and halting == "learned":
+    if active is not None:
         rows = rows[active.to(device=device, dtype=torch.bool)]
     if rows.numel() == 0:
         return
