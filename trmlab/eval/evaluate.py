@@ -39,7 +39,8 @@ def evaluate(model: DeepSupervision, batches: Iterable[dict], n_supervision: Opt
 
     ``halting``: ``"max"`` (all N steps) or ``"learned"`` (each puzzle stops at its own step); see the
     module docstring. ``merge(state) -> list of states`` gathers the accumulator states of every rank,
-    this one's included (distributed, e.g. ``all_gather_object``); ``progress`` shows a tqdm bar; ``max_batches`` stops early.
+    this one's included (distributed, e.g. ``all_gather_object``); ``progress`` shows a tqdm bar;
+    ``max_batches`` stops early.
 
     Keys (N = ``n_supervision``, default the model's):
 
