@@ -67,8 +67,9 @@ class Trainer:
             raise TrainingError(f"train.global_batch_size ({t.global_batch_size}) must be divisible by the "
                                 f"number of processes ({self.dist.world_size})")
         self.local_batch = t.global_batch_size // self.dist.world_size
+        # one loader block per evaluation interval: the tail is dropped once per block, as the reference
         self.loader = TrainLoader(cfg.data, t.global_batch_size, rank=self.dist.rank,
-                                  world_size=self.dist.world_size, seed=t.seed)
+                                  world_size=self.dist.world_size, seed=t.seed, epochs_per_block=t.eval_interval)
         meta = self.loader.metadata
         fill_from_metadata(cfg, meta)
         self.total_steps = total_steps(t.epochs, meta.total_groups, meta.mean_puzzle_examples, t.global_batch_size)
