@@ -132,6 +132,9 @@ class TrainConfig:
     dtype: str = "auto"  # auto (bf16 where supported) | bfloat16 | float32
     compile: bool = False
     evaluators: tuple = ()  # () or ("arc",)
+    # ARC: also pool votes across evaluations (the reference's protocol): reports ARC_pooled/pass@K
+    # (all evaluations so far) next to ARC/pass@K (this checkpoint alone)
+    arc_pool_votes: bool = False
     wandb_mode: str = "offline"  # online | offline | disabled (env WANDB_MODE=disabled always wins)
     wandb_project: str = ""
     log_every: int = 1
@@ -388,8 +391,11 @@ def _cpu(data: str, hidden: int, batch: int, eval_supervision: int = 4, **extra_
 #: Q-learning continue target, one puzzle position (see trmlab/model/baselines.py).
 HRM_SWITCHES = dict(separate_networks=True, gradient="one_step", act_continue=True, n_layers=4, high_layers=4,
                     n_recursions=2, n_latent_steps=2, puzzle_emb_len=1)
-#: The reference's direct-prediction baseline: one 8-layer transformer with 12 heads applied once.
-DIRECT_SWITCHES = dict(arch="direct", n_layers=8, num_heads=12, n_supervision=1)
+#: The reference's direct-prediction baseline (``transformers_baseline``): one 8-layer transformer with
+#: 12 heads applied once per supervision step to the carried answer, ACT over 16 steps halting on
+#: halt > continue with the continue loss, one puzzle-embedding position (see trmlab/model/baselines.py).
+DIRECT_SWITCHES = dict(arch="direct", n_layers=8, num_heads=12, n_supervision=16, act_continue=True,
+                       puzzle_emb_len=1)
 
 
 def _with_model(d: dict, **model) -> dict:
@@ -432,7 +438,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
         _with_model(_ref_arc("data/arc1concept-aug-1000"), **HRM_SWITCHES),
     ),
     "direct_sudoku": (
-        "baseline: direct prediction, one 8-layer transformer, no recursion (paper 0.0%)",
+        "baseline: direct prediction (transformers_baseline): one 8-layer transformer per step, ACT 16 (paper 0.0%)",
         _with_model(_ref_sudoku(), **DIRECT_SWITCHES),
     ),
     "cpu_sudoku4": (

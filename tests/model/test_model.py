@@ -16,6 +16,9 @@ from .helpers import sudoku4_batch, tiny_config
     ("pretrain_att_maze30x30", 6, 900, 6_822_914),
     ("pretrain_att_arc1concept_4", 12, 900, 6_829_058),
     ("hrm_arc", 12, 900, 27_276_290),
+    # 8 blocks x (QKV 512x1512 + O 504x512 + SwiGLU 3 x 512x1536) + embeddings, lm head and q head: the
+    # paper's 27M "Direct pred"; 12 heads of width 42 project to 504, not 512
+    ("direct_sudoku", 11, 81, 27_144_194),
 ])
 def test_parameter_counts_match_reference(preset, vocab, seq, expected):
     cfg = get_preset(preset).model
@@ -286,3 +289,35 @@ def test_tiny_model_overfits_a_handful_of_4x4_sudokus():
                 solved_at = step
                 break
     assert solved_at is not None, "8 puzzles not memorised in 300 steps"  # seen: 100 steps
+
+
+def test_direct_prediction_is_the_reference_transformers_baseline():
+    cfg = get_preset("direct_sudoku").model
+    assert (cfg.arch, cfg.n_layers, cfg.num_heads, cfg.n_supervision, cfg.act_continue, cfg.puzzle_positions) == \
+        ("direct", 8, 12, 16, True, 1)
+    # one network call per supervision step, on the carried answer with the input injected
+    torch.manual_seed(0)
+    model = build_model(tiny_config(arch="direct", act_continue=True, puzzle_emb_len=1, n_supervision=16))
+    calls = []
+    batch = sudoku4_batch(4)
+    model.train()
+    carry = model.initial_carry(batch)
+    carry, out = model(carry, batch, observer=lambda *a: calls.append(a[0]))
+    assert calls == ["answer"] and "target_q_continue" in out  # the continue target is trained
+    assert carry.answer.shape[1] == 16 + 1  # one puzzle-embedding position
+    core = model.core
+    y0, z0 = core.initial_state(4, "cpu")
+    x = core.embed_input(batch["inputs"], batch["puzzle_identifiers"])
+    assert torch.allclose(carry.answer, core.net(y0, x, core.rope).detach(), atol=1e-6)
+    # the carried state goes on from where it was (not reset) while the slot has not halted
+    carry.halted[:] = False
+    carry2, _ = model(carry, batch)
+    assert torch.allclose(carry2.answer, core.net(carry.answer, x, core.rope).detach(), atol=1e-5)
+    # ACT halts on halt > continue, in training and with learned halting at evaluation
+    with torch.no_grad():
+        core.q_head.bias.copy_(torch.tensor([-1.0, -2.0]))  # halt < 0 but > continue
+    model.cfg.halt_exploration_prob = 0.0
+    carry, _ = model(model.initial_carry(batch), batch)
+    assert carry.halted.all()
+    assert run_to_halt(model, batch, halting="learned")["steps"].tolist() == [1] * 4
+    assert run_to_halt(model, batch, halting="max")["steps"].tolist() == [16] * 4
