@@ -86,7 +86,16 @@ def _train(args) -> int:
             cfg.name = Path(args.out).name
         metrics = train(cfg, args.out)
         out = args.out
+    import os
+
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 wrote the checkpoints and reports
+        return 0
+    from .train.checkpoint import choose_checkpoint
+
+    last, state = choose_checkpoint(out, "last")
+    print(f"test split, checkpoint {last.describe()} (reported; the test split chooses nothing):")
     _print_metrics(metrics)
+    print(f"best.pt: {state.get('selection', {}).get('text', 'not recorded')}")
     print(f"wrote {out} (config.json, metrics.jsonl, checkpoints/)")
     return 0
 
@@ -104,9 +113,12 @@ def _eval(args) -> int:
 
     metrics = evaluate_run(args.run, n_supervision=args.steps, halting=args.halting, checkpoint=args.checkpoint,
                            data=args.data, batch_size=args.batch_size, ema=not args.no_ema)
+    used = (f"checkpoint {metrics['checkpoint']} (step {metrics['checkpoint_step']}), "
+            f"chosen as: {metrics['checkpoint_choice']}")
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
+        print(used)
         steps = sorted(int(k[4:].split("/")[0]) for k in metrics if k.startswith("step") and k.endswith("/exact_accuracy"))
         if steps:
             print("exact accuracy by supervision step: " + ", ".join(
@@ -115,7 +127,8 @@ def _eval(args) -> int:
         key = "halt" if args.halting == "learned" else "all"
         print(f"{args.halting} halting: exact_accuracy {metrics[f'{key}/exact_accuracy']:.4f} "
               f"[95% CI {metrics[f'{key}/exact_accuracy_low']:.4f}, {metrics[f'{key}/exact_accuracy_high']:.4f}] "
-              f"over {metrics[f'{key}/count']} puzzles")
+              f"over {metrics[f'{key}/count']} puzzles; step {metrics['checkpoint_step']} "
+              f"({metrics['checkpoint_choice']})")
     return 0
 
 
@@ -126,9 +139,11 @@ def _solve(args) -> int:
     if len(given) != 1:
         raise CliError("give exactly one of --sudoku STRING, --maze FILE, --arc FILE")
     kind = "sudoku" if args.sudoku is not None else "maze" if args.maze is not None else "arc"
-    result = solve_text(args.run, kind, given[0], n_supervision=args.steps, halting=args.halting)
+    result = solve_text(args.run, kind, given[0], n_supervision=args.steps, halting=args.halting,
+                        checkpoint=args.checkpoint)
     print(result["text"])
-    print(f"steps used: {result['steps']}  halting probability: {result['halt_prob']:.3f}")
+    print(f"steps used: {result['steps']}  halting probability: {result['halt_prob']:.3f}  "
+          f"(checkpoint step {result['checkpoint_step']}: {result['checkpoint_choice']})")
     return 0
 
 
@@ -163,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", help="run folder or checkpoint file")
     s.add_argument("--steps", type=int, default=None, help="supervision steps (default: the run's)")
     s.add_argument("--halting", choices=("max", "learned"), default="max")
-    s.add_argument("--checkpoint", default="best", help="best | last | step_N (default best)")
+    s.add_argument("--checkpoint", default="last",
+                   help="last (default) | best (chosen on the validation split) | step_N")
     s.add_argument("--data", help="evaluate on another dataset folder")
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
@@ -177,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arc", help="an ARC task JSON file (the test input of the first test pair is solved)")
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--halting", choices=("max", "learned"), default="max")
+    s.add_argument("--checkpoint", default="last",
+                   help="last (default) | best (chosen on the validation split) | step_N")
     s.set_defaults(func=_solve)
     return p
 

@@ -1,8 +1,14 @@
 """Using a trained run: load it, solve puzzles, evaluate it. Needs no training state.
 
->>> model, cfg = load_run("runs/sudoku4")                      # EMA weights by default
+>>> model, cfg = load_run("runs/sudoku4")                      # last checkpoint, EMA weights by default
+>>> model, cfg, choice = open_run("runs/sudoku4", "best")       # ... and which checkpoint, how chosen
+>>> choice.describe()   # 'runs/sudoku4/checkpoints/best.pt (step 1200): best on validation exact accuracy ...'
 >>> out = solve(model, {"inputs": tokens, "puzzle_identifiers": ids}, halting="learned")
 >>> out["answers"], out["steps"], out["halt_prob"]
+
+Everything here defaults to the LAST checkpoint: ``best.pt`` is chosen on the validation split, but
+the last checkpoint needs no choice at all. Results carry the checkpoint they came from
+(``checkpoint``, ``checkpoint_step``, ``checkpoint_choice``).
 """
 from __future__ import annotations
 
@@ -21,19 +27,23 @@ from . import checkpoint as ckpt
 from .distributed import resolve_device, resolve_dtype
 
 
-def load_run(path: str | os.PathLike, checkpoint: str = "best", ema: bool = True, device: str = "cpu",
+def load_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True, device: str = "cpu",
              dtype: str = "float32") -> tuple[DeepSupervision, RunConfig]:
-    """Load a run folder (its ``best``/``last``/``step_N`` checkpoint) or a checkpoint file.
+    """Load a run folder (its ``last`` (default) / ``best`` / ``step_N`` checkpoint) or a checkpoint file.
 
     With ``ema=True`` (default) the EMA weights are used when the run kept them, as the reference
-    evaluates. Returns the model in eval mode and the run's config.
+    evaluates. Returns the model in eval mode and the run's config; :func:`open_run` also says which
+    checkpoint was loaded and how it was chosen.
     """
-    p = Path(path)
-    if p.is_dir() and checkpoint == "best" and not (p / "checkpoints" / "best.pt").exists():
-        file = ckpt.latest_checkpoint(p)  # no evaluation gave a finite headline yet
-    else:
-        file = ckpt.find_checkpoint(p, checkpoint) if p.is_dir() else p
-    state = ckpt.load(file)
+    model, cfg, _ = open_run(path, checkpoint, ema, device, dtype)
+    return model, cfg
+
+
+def open_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True, device: str = "cpu",
+             dtype: str = "float32") -> tuple[DeepSupervision, RunConfig, ckpt.CheckpointChoice]:
+    """:func:`load_run`, plus the :class:`~trmlab.train.checkpoint.CheckpointChoice` (file, step, how chosen)."""
+    choice, state = ckpt.choose_checkpoint(path, checkpoint)
+    file = choice.file
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
         raise ckpt.CheckpointError(f"{file}: not a trmlab checkpoint (missing config/model)")
     cfg = RunConfig.from_dict(state["config"])
@@ -48,7 +58,7 @@ def load_run(path: str | os.PathLike, checkpoint: str = "best", ema: bool = True
     model.to(dev)
     model.set_forward_dtype(resolve_dtype(dtype, dev))
     model.eval()
-    return model, cfg
+    return model, cfg, choice
 
 
 @torch.no_grad()
@@ -73,13 +83,15 @@ def solve(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = No
 
 
 def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, halting: str = "max",
-                 checkpoint: str = "best", data: Optional[str] = None, batch_size: Optional[int] = None,
+                 checkpoint: str = "last", data: Optional[str] = None, batch_size: Optional[int] = None,
                  ema: bool = True, device: str = "auto", progress: bool = True) -> dict:
-    """Evaluate a run on its (or another) dataset's test split; also writes ``eval_<ckpt>.json``."""
+    """Evaluate a run's checkpoint (default: the last) on its (or another) dataset's test split; also
+    writes ``eval_<ckpt>_N<k>.json``. The metrics carry ``checkpoint`` (file), ``checkpoint_step`` and
+    ``checkpoint_choice`` (how it was chosen, e.g. "last checkpoint")."""
     from ..data.loader import TestLoader
     from ..eval.evaluate import evaluate
 
-    model, cfg = load_run(path, checkpoint=checkpoint, ema=ema, device=device, dtype=cfg_dtype(device))
+    model, cfg, choice = open_run(path, checkpoint=checkpoint, ema=ema, device=device, dtype=cfg_dtype(device))
     root = data or cfg.data
     loader = TestLoader(root, batch_size or cfg.train.eval_batch_size or min(cfg.train.global_batch_size, 256))
     arc = None
@@ -90,6 +102,7 @@ def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, h
     N = n_supervision or cfg.train.eval_supervision or cfg.model.n_supervision
     metrics = evaluate(model, loader, N, arc, next(model.parameters()).device, progress=progress)
     metrics["halting"] = halting
+    metrics.update(choice.as_dict())
     p = Path(path)
     if p.is_dir():
         write_json_atomic(p / f"eval_{checkpoint}_N{N}.json", metrics, indent=2, sort_keys=True, default=float)
@@ -101,9 +114,11 @@ def cfg_dtype(device: str) -> str:
 
 
 def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Optional[int] = None,
-               halting: str = "max") -> dict:
-    """Solve one puzzle given as text (a Sudoku string, a maze file, an ARC task file) with a run."""
-    model, cfg = load_run(path)
+               halting: str = "max", checkpoint: str = "last") -> dict:
+    """Solve one puzzle given as text (a Sudoku string, a maze file, an ARC task file) with a run's
+    checkpoint (default: the last); the result says which (``checkpoint``, ``checkpoint_step``,
+    ``checkpoint_choice``)."""
+    model, cfg, choice = open_run(path, checkpoint)
     n_supervision = n_supervision or cfg.train.eval_supervision or None
     seq_len = cfg.model.seq_len
     if kind == "sudoku":
@@ -146,4 +161,5 @@ def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Opt
         body = "\n".join(" ".join(str(int(v)) for v in row) for row in answer)
     else:
         raise ValueError(f"unknown puzzle kind {kind!r}")
-    return {"text": body, "answer": answer, "steps": int(out["steps"][0]), "halt_prob": float(out["halt_prob"][0])}
+    return {"text": body, "answer": answer, "steps": int(out["steps"][0]), "halt_prob": float(out["halt_prob"][0]),
+            **choice.as_dict()}
