@@ -245,12 +245,14 @@ def test_wandb_offline_writes_locally_without_network(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_arc_training_runs_the_arc_evaluator(arc_dir, tmp_path):
-    """A tiny model on a real ARC-AGI-1 build (1 augmentation): the trainer's evaluation runs the ARC
-    evaluator (undo augmentations, vote) and reports pass@K for every K."""
+    """A tiny model on a real ARC-AGI-1 build (1 augmentation, 3 held-out training tasks as the validation
+    split): the trainer's evaluation runs the ARC evaluator (undo augmentations, vote) on the validation
+    and the test split, reports pass@K for every K, and chooses best.pt on validation pass@2."""
     from trmlab.data.arc import build_arc
 
     data = tmp_path / "arc1"
-    build_arc(data, family="arc1", arc_dir=arc_dir, num_aug=1, seed=0, progress=False, echo=lambda *a, **k: None)
+    build_arc(data, family="arc1", arc_dir=arc_dir, num_aug=1, seed=0, val_tasks=3, progress=False,
+              echo=lambda *a, **k: None)
     cfg = get_preset("cpu_tiny", ["data=" + str(data), "evaluators=arc", "max_steps=1", "global_batch_size=16",
                                   "eval_batch_size=512", "eval_supervision=1", "dtype=float32",
                                   "wandb_mode=disabled", "epochs=1", "eval_interval=1", "n_recursions=1",
@@ -259,6 +261,12 @@ def test_arc_training_runs_the_arc_evaluator(arc_dir, tmp_path):
     for k in (1, 2, 5, 10, 100, 1000):
         assert 0.0 <= metrics[f"ARC/pass@{k}"] <= 1.0
     assert metrics["all/count"] == 838  # the 419 ARC-AGI-1 evaluation test pairs x 2 versions (identity + 1)
+    import json
+    val_tasks = json.loads((data / "val_puzzles.json").read_text())
+    val = read_metrics(tmp_path / "run", "val")[0]
+    assert val["all/count"] == 2 * sum(len(t["test"]) for t in val_tasks.values()) and "ARC/pass@2" in val
+    best = ckpt.load(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert best["selection"]["metric"] == "ARC/pass@2" and best["selection"]["value"] == val["ARC/pass@2"]
     state = load_last(tmp_path / "run")
     assert state["config"]["model"]["vocab_size"] == 12 and state["config"]["model"]["seq_len"] == 900
 
