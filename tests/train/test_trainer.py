@@ -279,6 +279,7 @@ def test_cli_solve_prints_an_answer(sudoku4, tmp_path):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 5 and all(len(l.split()) == 4 for l in lines[:4]) and "steps used: 4" in lines[4]  # the run's eval_supervision
+    assert lines[4].endswith("(checkpoint step 1: last checkpoint)")
     r = subprocess.run(cli("solve", str(tmp_path / "run"), "--sudoku", "1..4..1..4..3..X"), env=ENV,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "outside the alphabet" in r.stderr and "Traceback" not in r.stderr
@@ -321,7 +322,8 @@ def test_best_is_chosen_on_validation_never_on_test(sudoku4, tmp_path, monkeypat
     assert (choice.file.name, choice.step, choice.how) == ("best.pt", 4, best["selection"]["text"])
     monkeypatch.undo()
     m = evaluate_run(run, n_supervision=1, progress=False)            # default: the last checkpoint
-    assert (Path(m["checkpoint"]).name, m["checkpoint_step"], m["checkpoint_choice"]) == ("step_8.pt", 8, "last checkpoint")
+    assert (Path(m["checkpoint"]).name, m["checkpoint_step"], m["checkpoint_choice"]) == (
+        "step_8.pt", 8, "last checkpoint")
     m = evaluate_run(run, n_supervision=1, checkpoint="step_6", progress=False)
     assert (m["checkpoint_step"], m["checkpoint_choice"]) == (6, "step_6 chosen by the user")
     import json

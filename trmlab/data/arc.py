@@ -334,7 +334,8 @@ def build_arc(out=None, *, family: str = "arc1", arc_dir=None, num_aug: int = 10
                                  f"{[x for x in raw if x != test_set]}")
         pool = sorted(name for s, name, _, _ in tasks if s == val_subset)
         if val_tasks >= len(pool):
-            raise DataBuildError(f"--val-tasks {val_tasks}: the subset {val_subset!r} has only {len(pool)} usable tasks")
+            raise DataBuildError(f"--val-tasks {val_tasks}: the subset {val_subset!r} has only {len(pool)} "
+                                 "usable tasks")
         pick = np.random.default_rng([seed, 1]).choice(len(pool), size=val_tasks, replace=False)
         val_names = {pool[i] for i in pick}
     # ---- pass 1: versions (dedup), identifiers, sizes

@@ -19,6 +19,7 @@ Everything a run produces lands in its folder: ``config.json``, ``metrics.jsonl`
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -135,7 +136,9 @@ class Trainer:
         if self.dist.is_main and not resume:
             self.logger.log(0, "info", {"num_params": self.n_params, "total_steps": self.total_steps,
                                         "world_size": self.dist.world_size, "dtype": str(self.dtype),
-                                        "device": str(self.device)})
+                                        "device": str(self.device),
+                                        "model_selection": "best.pt on the validation split (val/)" if self.has_val
+                                        else self.selection()["text"]})
 
     # -- one optimiser step ---------------------------------------------------------------------
 
@@ -197,7 +200,8 @@ class Trainer:
             if split == "test":
                 arc = ArcEvaluator.from_dataset(self.cfg.data)
             else:  # the held-out training tasks of val_puzzles.json
-                arc = ArcEvaluator(read_identifiers(self.cfg.data), _read_json(Path(self.cfg.data) / f"{split}_puzzles.json"),
+                puzzles = _read_json(Path(self.cfg.data) / f"{split}_puzzles.json")
+                arc = ArcEvaluator(read_identifiers(self.cfg.data), puzzles,
                                    blank_id=read_metadata(self.cfg.data, split).blank_identifier_id)
         merge = (lambda s: D.all_gather_objects(s, self.dist)) if self.dist.distributed else None
         if self.ema is not None:
@@ -367,8 +371,6 @@ def resume(out_dir: str | os.PathLike, overrides=None, progress: bool = True) ->
 
 
 def _read_json(path: Path):
-    import json
-
     if not path.is_file():
         raise TrainingError(f"{path}: file missing (the ARC evaluator of the validation split needs it)")
     return json.loads(path.read_text())
