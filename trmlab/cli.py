@@ -86,7 +86,16 @@ def _train(args) -> int:
             cfg.name = Path(args.out).name
         metrics = train(cfg, args.out)
         out = args.out
+    import os
+
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 wrote the checkpoints and reports
+        return 0
+    from .train.checkpoint import choose_checkpoint
+
+    last, state = choose_checkpoint(out, "last")
+    print(f"test split, checkpoint {last.describe()} (reported; the test split chooses nothing):")
     _print_metrics(metrics)
+    print(f"best.pt: {state.get('selection', {}).get('text', 'not recorded')}")
     print(f"wrote {out} (config.json, metrics.jsonl, checkpoints/)")
     return 0
 
@@ -105,9 +114,12 @@ def _eval(args) -> int:
     metrics = evaluate_run(args.run, n_supervision=args.steps, halting=args.halting, checkpoint=args.checkpoint,
                            data=args.data, batch_size=args.batch_size, ema=not args.no_ema,
                            arc_pool_votes=True if args.arc_pool_votes else None)
+    used = (f"checkpoint {metrics['checkpoint']} (step {metrics['checkpoint_step']}), "
+            f"chosen as: {metrics['checkpoint_choice']}")
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
+        print(used)
         steps = sorted(int(k[4:].split("/")[0]) for k in metrics if k.startswith("step") and k.endswith("/exact_accuracy"))
         if steps:
             print("exact accuracy by supervision step: " + ", ".join(
@@ -124,7 +136,9 @@ def _print_halting(metrics: dict) -> None:
     key = "halt" if learned else "all"
     print(f"{metrics.get('halting', 'max')} halting: exact_accuracy {metrics[f'{key}/exact_accuracy']:.4f} "
           f"[95% CI {metrics[f'{key}/exact_accuracy_low']:.4f}, {metrics[f'{key}/exact_accuracy_high']:.4f}] "
-          f"token_accuracy {metrics[f'{key}/token_accuracy']:.4f} over {metrics[f'{key}/count']} puzzles")
+          f"token_accuracy {metrics[f'{key}/token_accuracy']:.4f} over {metrics[f'{key}/count']} puzzles"
+          + (f"; step {metrics['checkpoint_step']} ({metrics['checkpoint_choice']})" if "checkpoint_choice" in metrics
+             else ""))
     hist = [int(metrics.get(f"halt/steps_hist/{k}", 0)) for k in range(1, N + 1)]
     if learned:
         print(f"steps used: mean {metrics['halt/mean_steps']:.2f} of max {N}; compute saved vs all {N} steps: "
@@ -147,9 +161,11 @@ def _solve(args) -> int:
     if len(given) != 1:
         raise CliError("give exactly one of --sudoku STRING, --maze FILE, --arc FILE")
     kind = "sudoku" if args.sudoku is not None else "maze" if args.maze is not None else "arc"
-    result = solve_text(args.run, kind, given[0], n_supervision=args.steps, halting=args.halting)
+    result = solve_text(args.run, kind, given[0], n_supervision=args.steps, halting=args.halting,
+                        checkpoint=args.checkpoint)
     print(result["text"])
-    print(f"steps used: {result['steps']}  halting probability: {result['halt_prob']:.3f}")
+    print(f"steps used: {result['steps']}  halting probability: {result['halt_prob']:.3f}  "
+          f"(checkpoint step {result['checkpoint_step']}: {result['checkpoint_choice']})")
     return 0
 
 
@@ -158,7 +174,7 @@ def _data_sudoku(a) -> int:
     from .data.sudoku import build_sudoku
 
     build_sudoku(a.out, csv=a.csv, generate=a.generate, size=a.size, subsample=a.subsample, num_aug=a.num_aug,
-                 seed=a.seed, test_csv=a.test_csv, test_generate=a.test_generate, difficulty=a.difficulty,
+                 seed=a.seed, test_csv=a.test_csv, test_generate=a.test_generate, val=a.val, difficulty=a.difficulty,
                  min_guesses=a.min_guesses, min_rating=a.min_rating, strict=a.strict, force=a.force,
                  progress=not a.quiet)
     return 0
@@ -168,7 +184,7 @@ def _data_maze(a) -> int:
     from .data.maze import build_maze
 
     build_maze(a.out, csv=a.csv, generate=a.generate, size=a.size, min_path=a.min_path, aug=a.aug, seed=a.seed,
-               test_csv=a.test_csv, test_generate=a.test_generate, subsample=a.subsample, strict=a.strict,
+               test_csv=a.test_csv, test_generate=a.test_generate, val=a.val, subsample=a.subsample, strict=a.strict,
                force=a.force, progress=not a.quiet)
     return 0
 
@@ -177,7 +193,8 @@ def _data_arc(a) -> int:
     from .data.arc import build_arc
 
     build_arc(a.out, family=a.family, arc_dir=a.arc_dir, num_aug=a.num_aug, seed=a.seed, subsets=a.subsets,
-              test_set=a.test_set, allow_overlap=a.allow_overlap, strict=a.strict, force=a.force,
+              test_set=a.test_set, allow_overlap=a.allow_overlap, val_tasks=a.val_tasks, val_subset=a.val_subset,
+              strict=a.strict, force=a.force,
               progress=not a.quiet)
     return 0
 
@@ -196,6 +213,13 @@ def _data_show(a) -> int:
         draw_example(example=ex).savefig(a.png, dpi=100)
         print(f"wrote {a.png}")
     return 0
+
+
+def _data_val(p, what: str) -> None:
+    p.add_argument("--val", type=int, metavar="N",
+                   help=f"{what} in the validation split (val/), disjoint from train and test, used to choose "
+                        "best.pt: generated after the test ones, or held out of the training CSV's rows "
+                        "(default: 10%% of the training count, at least 1, at most 1000; 0 = none)")
 
 
 def _data_common(p, default_out: str) -> None:
@@ -231,6 +255,7 @@ def _add_data_commands(subparsers) -> argparse.ArgumentParser:
                    help="generator: easy = no guessing needed; medium = minimal; hard = minimal and needs guesses")
     p.add_argument("--min-guesses", type=int, help="generator: least backtracking guesses (hard default 4x4 0, 6x6 1, 9x9 50)")
     p.add_argument("--min-rating", type=float, help="CSV: keep rows with rating >= this (the reference's min_difficulty)")
+    _data_val(p, "puzzles")
     _data_common(p, "data/sudoku-extreme-1k-aug-1000")
     p.set_defaults(func=_data_sudoku)
 
@@ -247,6 +272,7 @@ def _add_data_commands(subparsers) -> argparse.ArgumentParser:
     t = p.add_mutually_exclusive_group()
     t.add_argument("--test-csv", help="CSV of the test split (default: test.csv beside a train.csv)")
     t.add_argument("--test-generate", type=int, metavar="N", help="generate N test mazes (default: as many as train)")
+    _data_val(p, "mazes")
     _data_common(p, "data/maze-30x30-hard-1k")
     p.set_defaults(func=_data_maze)
 
@@ -263,12 +289,16 @@ def _add_data_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--test-set", help="override the family's test subset")
     p.add_argument("--allow-overlap", action="store_true",
                    help="build even when test tasks also appear in a training subset")
+    p.add_argument("--val-tasks", type=int, default=0, metavar="N",
+                   help="hold out the test pairs of N training tasks as the validation split (val/, "
+                        "val_puzzles.json) used to choose best.pt (default 0: none, the reference's data)")
+    p.add_argument("--val-subset", help="subset the validation tasks come from (default: training / training2)")
     _data_common(p, "")
     p.set_defaults(seed=42, out=None, func=_data_arc)
 
     p = sub.add_parser("show", help="print (and draw) one puzzle and its solution from a built dataset")
     p.add_argument("dir", help="dataset folder")
-    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--index", type=int, default=0, help="example index in the split")
     p.add_argument("--png", help="also draw it to this PNG file")
     p.set_defaults(func=_data_show)
@@ -306,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--halting", choices=("max", "learned"), default="max",
                    help="max: every puzzle runs all steps (the reference); learned: each puzzle stops when its "
                         "halting head says so, and stopped puzzles are no longer computed")
-    s.add_argument("--checkpoint", default="best", help="best | last | step_N (default best)")
+    s.add_argument("--checkpoint", default="last",
+                   help="last (default) | best (chosen on the validation split) | step_N")
     s.add_argument("--data", help="evaluate on another dataset folder")
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
@@ -324,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arc", help="an ARC task JSON file (the test input of the first test pair is solved)")
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--halting", choices=("max", "learned"), default="max")
+    s.add_argument("--checkpoint", default="last",
+                   help="last (default) | best (chosen on the validation split) | step_N")
     s.set_defaults(func=_solve)
     return p
 

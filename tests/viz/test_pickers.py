@@ -3,6 +3,8 @@ uses, with the same errors), and examples of built datasets (ARC with their demo
 import json
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 
 from trmlab.config import get_preset
@@ -66,13 +68,15 @@ def tiny_run(monkeypatch):
     """``solve_text`` with a tiny untrained 4x4-Sudoku / 5x5-maze / ARC model instead of a run folder."""
     import trmlab.train.inference as inference
 
-    def fake_load_run(path, *a, **k):
+    from trmlab.train.checkpoint import CheckpointChoice
+
+    def fake_open_run(path, *a, **k):
         task = {"s4": sudoku_spec(4), "m5": maze_spec(5), "arc": arc_spec()}[str(path)]
         cfg = get_preset("cpu_tiny")
         cfg.model.vocab_size, cfg.model.seq_len = task.vocab_size, task.seq_len
-        return tiny_model(task, n_supervision=1), cfg
+        return tiny_model(task, n_supervision=1), cfg, CheckpointChoice(Path(str(path)), 0, "untrained test model")
 
-    monkeypatch.setattr(inference, "load_run", fake_load_run)
+    monkeypatch.setattr(inference, "open_run", fake_open_run)
     return inference.solve_text
 
 
