@@ -33,7 +33,7 @@ def _percent(v) -> list:
 def accuracy_by_steps_figure(curves: Sequence[dict], train_steps: Optional[int] = None,
                              eval_steps: Optional[int] = None, learned: Sequence[dict] = (),
                              title: str = "Exact accuracy against supervision steps", height: int = 420,
-                             width: int = 820) -> go.Figure:
+                             width: Optional[int] = None) -> go.Figure:
     """Accuracy (%) against supervision steps.
 
     ``curves``: dicts with ``label``, ``steps`` (1-based step counts), ``accuracy``, ``low``, ``high``
@@ -94,7 +94,7 @@ def accuracy_by_steps_figure(curves: Sequence[dict], train_steps: Optional[int] 
 
 
 def halting_figure(rows: Sequence[dict], title: str = "Fixed steps against learned halting", height: int = 380,
-                   width: int = 820) -> go.Figure:
+                   width: Optional[int] = None) -> go.Figure:
     """Left: exact accuracy with its 95% interval per setting; right: mean supervision steps used.
 
     ``rows``: dicts with ``label``, ``halting`` (``"max"`` or ``"learned"``), ``accuracy``, ``low``,
@@ -129,7 +129,7 @@ def halting_figure(rows: Sequence[dict], title: str = "Fixed steps against learn
 
 
 def halting_steps_figure(groups: Sequence[dict], title: str = "At which step did each puzzle halt?",
-                         height: int = 360, width: int = 820) -> go.Figure:
+                         height: int = 360, width: Optional[int] = None) -> go.Figure:
     """The distribution of halting steps, right and wrong answers side by side.
 
     ``groups``: dicts with ``label``, ``halt_step`` [P] (1-based), ``correct`` [P] (bool) and
