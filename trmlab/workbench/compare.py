@@ -64,7 +64,8 @@ def short_labels(paths: list[Path]) -> list[str]:
 
 
 def running_mean(values, window: int) -> np.ndarray:
-    """Mean of the last ``window`` finite values at each point (NaN/None skipped; NaN until one is seen)."""
+    """At each point, the mean of the values among the last ``window`` points (None/NaN skipped; NaN when
+    the window holds none)."""
     v = np.array([np.nan if x is None else float(x) for x in values], float)
     ok = np.isfinite(v)
     csum = np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0))])
