@@ -103,7 +103,8 @@ def _eval(args) -> int:
     from .train.inference import evaluate_run
 
     metrics = evaluate_run(args.run, n_supervision=args.steps, halting=args.halting, checkpoint=args.checkpoint,
-                           data=args.data, batch_size=args.batch_size, ema=not args.no_ema)
+                           data=args.data, batch_size=args.batch_size, ema=not args.no_ema,
+                           arc_pool_votes=True if args.arc_pool_votes else None)
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
@@ -112,11 +113,31 @@ def _eval(args) -> int:
             print("exact accuracy by supervision step: " + ", ".join(
                 f"{s}: {metrics[f'step{s}/exact_accuracy']:.3f}" for s in steps))
         _print_metrics(metrics)
-        key = "halt" if args.halting == "learned" else "all"
-        print(f"{args.halting} halting: exact_accuracy {metrics[f'{key}/exact_accuracy']:.4f} "
-              f"[95% CI {metrics[f'{key}/exact_accuracy_low']:.4f}, {metrics[f'{key}/exact_accuracy_high']:.4f}] "
-              f"over {metrics[f'{key}/count']} puzzles")
+        _print_halting(metrics)
     return 0
+
+
+def _print_halting(metrics: dict) -> None:
+    """The halting summary of an evaluation: what was run, accuracy of the answers given, steps used."""
+    N = metrics["n_supervision"]
+    learned = metrics.get("halting") == "learned"
+    key = "halt" if learned else "all"
+    print(f"{metrics.get('halting', 'max')} halting: exact_accuracy {metrics[f'{key}/exact_accuracy']:.4f} "
+          f"[95% CI {metrics[f'{key}/exact_accuracy_low']:.4f}, {metrics[f'{key}/exact_accuracy_high']:.4f}] "
+          f"token_accuracy {metrics[f'{key}/token_accuracy']:.4f} over {metrics[f'{key}/count']} puzzles")
+    hist = [int(metrics.get(f"halt/steps_hist/{k}", 0)) for k in range(1, N + 1)]
+    if learned:
+        print(f"steps used: mean {metrics['halt/mean_steps']:.2f} of max {N}; compute saved vs all {N} steps: "
+              f"{metrics['halt/compute_saved']:.1%} ({metrics['steps_run']} supervision steps run)")
+    else:
+        print(f"learned halting would answer: exact_accuracy {metrics['halt/exact_accuracy']:.4f} with mean "
+              f"{metrics['halt/mean_steps']:.2f} of {N} steps (would save {metrics['halt/compute_saved']:.1%}); "
+              f"run with --halting learned to stop each puzzle at its own step")
+    print("puzzles halted at step: " + ", ".join(f"{k}: {n}" for k, n in enumerate(hist, start=1)))
+    for k in sorted(metrics):
+        if k.startswith("ARC_pooled/"):
+            print(f"{k}: {metrics[k]:.4f} (votes pooled over checkpoints "
+                  f"{', '.join(metrics.get('arc_pooled_checkpoints', []))}; ARC/... is this checkpoint alone)")
 
 
 def _solve(args) -> int:
@@ -162,12 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", help="evaluate a run's checkpoint and print the metrics")
     s.add_argument("run", help="run folder or checkpoint file")
     s.add_argument("--steps", type=int, default=None, help="supervision steps (default: the run's)")
-    s.add_argument("--halting", choices=("max", "learned"), default="max")
+    s.add_argument("--halting", choices=("max", "learned"), default="max",
+                   help="max: every puzzle runs all steps (the reference); learned: each puzzle stops when its "
+                        "halting head says so, and stopped puzzles are no longer computed")
     s.add_argument("--checkpoint", default="best", help="best | last | step_N (default best)")
     s.add_argument("--data", help="evaluate on another dataset folder")
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     s.add_argument("--json", action="store_true", help="print every metric as JSON")
+    s.add_argument("--arc-pool-votes", action="store_true",
+                   help="ARC: also report ARC_pooled/pass@K, the votes of the run's step checkpoints up to this "
+                        "one pooled (the reference's protocol; default: the run's train.arc_pool_votes)")
     s.set_defaults(func=_eval)
 
     s = sub.add_parser("solve", help="answer one puzzle with a trained run")

@@ -132,6 +132,9 @@ class TrainConfig:
     dtype: str = "auto"  # auto (bf16 where supported) | bfloat16 | float32
     compile: bool = False
     evaluators: tuple = ()  # () or ("arc",)
+    # ARC: also pool votes across evaluations (the reference's protocol): reports ARC_pooled/pass@K
+    # (all evaluations so far) next to ARC/pass@K (this checkpoint alone)
+    arc_pool_votes: bool = False
     wandb_mode: str = "offline"  # online | offline | disabled (env WANDB_MODE=disabled always wins)
     wandb_project: str = ""
     log_every: int = 1

@@ -256,8 +256,39 @@ def test_pooling_across_evaluations(arc_eval_tasks):
         feed(ev, round2)
         results[pool] = ev.result()
     assert results[False]["ARC/pass@1"] == 0.0 and results[False]["ARC/pass@2"] == 0.0
-    assert results[True]["ARC/pass@1"] == 1.0  # 3 pooled true votes beat 2 wrong ones
-    assert results[True]["summary"]["rows"] == 5 and results[False]["summary"]["rows"] == 2
+    assert not any(k.startswith("ARC_pooled/") for k in results[False])
+    # pooling: this evaluation alone (per checkpoint) AND all evaluations pooled, labelled apart
+    assert results[True]["ARC/pass@1"] == 0.0 and results[True]["ARC/pass@2"] == 0.0
+    assert results[True]["ARC_pooled/pass@1"] == 1.0  # 3 pooled true votes beat 2 wrong ones
+    assert results[True]["summary"]["rows"] == 2 and results[False]["summary"]["rows"] == 2
+    assert results[True]["pooled_summary"]["rows"] == 5 and results[True]["pooled_summary"]["evaluations"] == 2
+    # the submission holds the pooled answers (the reference's protocol)
+    assert ev.submission()[task][0]["attempt_1"] == out.tolist()
+
+
+def test_pooled_votes_merge_across_ranks(arc_eval_tasks):
+    """Two ranks, two evaluations each, pooling: rank 0 scores the same as one evaluator that saw
+    everything, both per evaluation and pooled."""
+    tp = arc_eval_tasks
+    vers = Versions(tp, n_random=3, seed=11)
+    rng = np.random.default_rng(12)
+    answer = lambda t, i, v: np.array(tp[t]["test"][i]["output"], dtype=np.uint8) if rng.random() < 0.4 else wrong_grid(tp[t]["test"][i]["output"])
+    evals = [rows_for(tp, vers, answer, lambda t, i, v: float(rng.normal())) for _ in range(2)]
+    single = ArcEvaluator(vers.identifiers, tp, pool_across_evaluations=True)
+    ranks = [ArcEvaluator(vers.identifiers, tp, pool_across_evaluations=True) for _ in range(2)]
+    for rows in evals:
+        single.begin()
+        feed(single, rows)
+        for k, ev in enumerate(ranks):
+            ev.begin()
+            feed(ev, rows[k::2])
+        ranks[0].merge([pickle.loads(pickle.dumps(ev.state())) for ev in ranks])
+        a, b = single.result(), ranks[0].result()
+        for k in KS:
+            assert a[f"ARC/pass@{k}"] == pytest.approx(b[f"ARC/pass@{k}"])
+            assert a[f"ARC_pooled/pass@{k}"] == pytest.approx(b[f"ARC_pooled/pass@{k}"])
+        assert a["pooled_summary"]["rows"] == b["pooled_summary"]["rows"]
+    assert single.result()["pooled_summary"]["rows"] == sum(len(r) for r in evals)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -46,26 +46,41 @@ def test_act_loss_per_sequence_mean_summed_and_metrics():
     assert m["q_halt_accuracy"].item() == 1 and m["steps"].item() == 3
 
 
-def test_adam_atan2_one_step_matches_formula():
-    p0 = torch.tensor([1.0, -2.0, 0.5])
-    g = torch.tensor([0.1, 0.0, -3.0])
-    p = torch.nn.Parameter(p0.clone())
-    opt = AdamATan2([p], lr=0.01, betas=(0.9, 0.95), weight_decay=0.1)
-    p.grad = g.clone()
-    opt.step()
-    lr, wd, b1, b2 = 0.01, 0.1, 0.9, 0.95
-    m = (1 - b1) * g
-    v = (1 - b2) * g * g
-    expected = p0 * (1 - lr * wd) - lr / (1 - b1) * torch.atan2(m, v.sqrt() / math.sqrt(1 - b2))
-    assert torch.allclose(p.detach(), expected, atol=1e-7)
-    # second step uses the bias corrections of t = 2
-    p1 = p.detach().clone()
-    p.grad = g.clone()
-    opt.step()
-    m2 = b1 * m + (1 - b1) * g
-    v2 = b2 * v + (1 - b2) * g * g
-    expected2 = p1 * (1 - lr * wd) - lr / (1 - b1 ** 2) * torch.atan2(m2, v2.sqrt() / math.sqrt(1 - b2 ** 2))
-    assert torch.allclose(p.detach(), expected2, atol=1e-7)
+def test_adam_atan2_five_steps_with_decay_match_the_reference_formula():
+    """The adam-atan2 package's rule, computed by hand in Python floats, 5 steps with weight decay."""
+    p0 = [1.0, -2.0, 0.5, 0.0, 3.0]
+    grads = [  # a different gradient each step, including zeros and sign changes
+        [0.1, 0.0, -3.0, 1e-4, 2.0],
+        [-0.2, 0.5, -1.0, 1e-4, 0.0],
+        [0.3, 0.0, 2.0, -2e-4, -1.0],
+        [0.05, -0.5, 0.0, 1e-4, 4.0],
+        [-0.1, 0.25, -0.5, 0.0, 0.5],
+    ]
+    lr, wd, b1, b2 = 0.01, 0.5, 0.9, 0.95
+    p = torch.nn.Parameter(torch.tensor(p0, dtype=torch.float64))
+    opt = AdamATan2([p], lr=lr, betas=(b1, b2), weight_decay=wd)
+    ref, m, v = list(p0), [0.0] * 5, [0.0] * 5
+    for t, g in enumerate(grads, start=1):
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        for i in range(5):
+            ref[i] = ref[i] * (1 - lr * wd)
+            m[i] = b1 * m[i] + (1 - b1) * g[i]
+            v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
+            ref[i] = ref[i] - lr * math.atan2(m[i] / (1 - b1 ** t), math.sqrt(v[i]) / math.sqrt(1 - b2 ** t))
+        assert p.dtype == torch.float64
+        for i in range(5):
+            assert abs(p[i].item() - ref[i]) < 1e-7, (t, i, p[i].item(), ref[i])
+    # The old rule (lr / (1 - b1^t) outside the atan2) differs measurably on these numbers.
+    old = list(p0)
+    m, v = [0.0] * 5, [0.0] * 5
+    for t, g in enumerate(grads, start=1):
+        for i in range(5):
+            old[i] *= 1 - lr * wd
+            m[i] = b1 * m[i] + (1 - b1) * g[i]
+            v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
+            old[i] -= lr / (1 - b1 ** t) * math.atan2(m[i], math.sqrt(v[i]) / math.sqrt(1 - b2 ** t))
+    assert max(abs(a - b) for a, b in zip(old, ref)) > 1e-3
 
 
 def test_sparse_sign_sgd_touches_only_the_batch_rows():

@@ -202,7 +202,7 @@ def test_run_folder_contents_and_inference(sudoku4, tmp_path):
     assert ((out["halt_prob"] > 0) & (out["halt_prob"] < 1)).all()
     m = evaluate_run(run, n_supervision=5, checkpoint="last", progress=False)
     assert m["n_supervision"] == 5 and "step5/exact_accuracy" in m and m["all/count"] == 32
-    assert (run / "eval_last_N5.json").exists()
+    assert (run / "eval_last_N5_max.json").exists()
 
 
 def test_compile_failure_falls_back_to_eager(sudoku4, tmp_path, monkeypatch, capsys):

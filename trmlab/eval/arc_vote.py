@@ -19,8 +19,12 @@ The per-task score is the fraction of its test pairs solved; ``ARC/pass@K`` is t
 The reference reports pass@2.
 
 Difference from the reference: the reference never clears its votes, so each evaluation silently
-pools all earlier evaluations (checkpoints) too. Here :meth:`ArcEvaluator.begin` clears them unless
-``pool_across_evaluations=True``.
+pools all earlier evaluations (checkpoints) too. Here :meth:`ArcEvaluator.begin` starts a fresh
+evaluation and ``ARC/pass@K`` scores that evaluation's votes alone (one checkpoint). With
+``pool_across_evaluations=True`` (the reference's protocol; ``train.arc_pool_votes`` and
+``trmlab eval --arc-pool-votes``) the evaluator also keeps the votes of every earlier evaluation and
+``result()`` adds ``ARC_pooled/pass@K``: this evaluation's votes pooled with all earlier ones (the
+reference's number); ``submission.json`` then holds the pooled answers, as the reference writes it.
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ __all__ = ["ArcEvaluator", "crop_arc_grid", "grid_hash", "parse_version_name", "
 
 GRID = 30
 SEPARATOR = "|||"
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +150,8 @@ class ArcEvaluator:
         untransformed tasks (``test_puzzles.json``).
     pass_ks: the K of pass@K.
     submission_k: attempts per test input in ``submission.json`` (2: ``attempt_1``, ``attempt_2``).
-    pool_across_evaluations: keep votes across :meth:`begin` calls (the reference always does).
+    pool_across_evaluations: keep every evaluation's votes across :meth:`begin` calls and also score
+        them pooled (``ARC_pooled/pass@K``), as the reference always does.
     blank_id: puzzle identifier of padding rows.
 
     Distributed use: every rank calls ``begin`` / ``update``; the trainer gathers ``state()`` of
@@ -204,18 +209,33 @@ class ArcEvaluator:
 
     def _clear(self) -> None:
         self._grids: dict[str, np.ndarray] = {}
-        # task -> input hash -> prediction hash -> [count, sum of sigmoid(q_halt)]
+        # task -> input hash -> prediction hash -> [count, sum of sigmoid(q_halt)]: this evaluation
         self._votes: dict[str, dict[str, dict[str, list]]] = {}
         self._rows = 0
+        # the same for all earlier evaluations (kept only when pooling across evaluations)
+        self._history: dict[str, dict[str, dict[str, list]]] = {}
+        self._history_rows = 0
+        self._evaluations = 0
         self._foreign: dict[str, dict] = {}
 
     def begin(self) -> None:
-        """Start an evaluation: clears the votes unless pooling across evaluations; always drops
-        states merged from other ranks (they send their full history again)."""
+        """Start an evaluation. Without pooling the votes are cleared; with pooling the votes of the
+        evaluation just finished move to the history. States merged from other ranks are always
+        dropped (they send theirs again)."""
         if self.pool_across_evaluations:
+            if self._rows:
+                _add_votes(self._history, self._votes)
+                self._history_rows += self._rows
+                self._evaluations += 1
+            self._votes, self._rows = {}, 0
             self._foreign = {}
         else:
             self._clear()
+
+    @property
+    def evaluations_pooled(self) -> int:
+        """Earlier evaluations (with votes) whose votes this rank keeps for pooling."""
+        return self._evaluations
 
     def _parse(self, pid: int) -> tuple[str, int, np.ndarray]:
         p = self._parsed.get(pid)
@@ -253,13 +273,16 @@ class ArcEvaluator:
     # -- distributed -----------------------------------------------------------------------
 
     def state(self) -> dict:
-        """This rank's votes (picklable; each distinct grid stored once)."""
+        """This rank's votes (picklable; each distinct grid stored once): ``votes`` of this
+        evaluation and, when pooling, ``history`` of the earlier ones."""
         return {
             "version": _STATE_VERSION,
             "source": self._source,
             "rows": self._rows,
             "grids": dict(self._grids),
-            "votes": {t: {i: {p: list(v) for p, v in d.items()} for i, d in inner.items()} for t, inner in self._votes.items()},
+            "votes": _copy_votes(self._votes),
+            "history_rows": self._history_rows,
+            "history": _copy_votes(self._history),
         }
 
     def merge(self, states: Iterable[Mapping]) -> None:
@@ -274,36 +297,56 @@ class ArcEvaluator:
 
     # -- scoring ---------------------------------------------------------------------------
 
-    def _pooled(self) -> tuple[dict[str, np.ndarray], dict[str, dict[str, dict[str, list]]], int]:
-        sources = [{"grids": self._grids, "votes": self._votes, "rows": self._rows}, *self._foreign.values()]
-        if len(sources) == 1:
-            return self._grids, self._votes, self._rows
+    def _pooled(self, with_history: bool) -> tuple[dict[str, dict[str, dict[str, list]]], int, dict[str, np.ndarray]]:
+        """Votes of this evaluation on every rank (and of the earlier ones with ``with_history``)."""
+        mine = {"grids": self._grids, "votes": self._votes, "rows": self._rows,
+                "history": self._history, "history_rows": self._history_rows}
+        sources = [mine, *self._foreign.values()]
+        if len(sources) == 1 and not with_history:
+            return self._votes, self._rows, self._grids
         grids: dict[str, np.ndarray] = {}
         votes: dict[str, dict[str, dict[str, list]]] = {}
         rows = 0
         for s in sources:
-            rows += s["rows"]
             for h, g in s["grids"].items():
                 grids.setdefault(h, g)
-            for task, inner in s["votes"].items():
-                vt = votes.setdefault(task, {})
-                for in_h, d in inner.items():
-                    vi = vt.setdefault(in_h, {})
-                    for p_h, (cnt, qsum) in d.items():
-                        slot = vi.setdefault(p_h, [0, 0.0])
-                        slot[0] += cnt
-                        slot[1] += qsum
-        return grids, votes, rows
+            _add_votes(votes, s["votes"])
+            rows += s["rows"]
+            if with_history:
+                _add_votes(votes, s["history"])
+                rows += s["history_rows"]
+        return votes, rows, grids
 
     def result(self, out_dir: str | os.PathLike | None = None) -> dict:
         """Score the collected votes.
 
-        Returns ``{"ARC/pass@K": float, ...}`` plus ``"per_task"`` (task -> ``{"pass@K": fraction of
-        its test pairs solved, "pairs": [{"votes", "candidates", "rank_of_truth"}, ...]}``) and
-        ``"summary"`` (counts, including votes whose input matched no test pair). With ``out_dir``
-        writes ``<out_dir>/submission.json`` atomically and adds its path as ``"submission_path"``.
+        Returns ``{"ARC/pass@K": float, ...}`` for this evaluation's votes, plus ``"per_task"`` (task
+        -> ``{"pass@K": fraction of its test pairs solved, "pairs": [{"votes", "candidates",
+        "rank_of_truth"}, ...]}``) and ``"summary"`` (counts, including votes whose input matched no
+        test pair). When pooling across evaluations it adds ``"ARC_pooled/pass@K"`` (all evaluations'
+        votes together, the reference's number), ``"pooled_per_task"``, ``"pooled_summary"`` (with
+        ``evaluations``: how many evaluations were pooled) and the submission holds the pooled answers.
+        With ``out_dir`` writes ``<out_dir>/submission.json`` atomically and adds its path as
+        ``"submission_path"``.
         """
-        grids, votes, rows = self._pooled()
+        votes, rows, grids = self._pooled(with_history=False)
+        scores, per_task, summary, submission = self._score(votes, rows, grids)
+        out: dict[str, Any] = {f"ARC/{k}": v for k, v in scores.items()}
+        out["per_task"] = per_task
+        out["summary"] = summary
+        if self.pool_across_evaluations:
+            votes, rows, grids = self._pooled(with_history=True)
+            scores, per_task, summary, submission = self._score(votes, rows, grids)
+            out.update({f"ARC_pooled/{k}": v for k, v in scores.items()})
+            out["pooled_per_task"] = per_task
+            summary["evaluations"] = self._evaluations + 1
+            out["pooled_summary"] = summary
+        self._last_submission = submission
+        if out_dir is not None:
+            out["submission_path"] = str(write_json_atomic(Path(out_dir) / "submission.json", submission))
+        return out
+
+    def _score(self, votes, rows: int, grids) -> tuple[dict, dict, dict, dict]:
         n_tasks = len(self.test_puzzles)
         totals = {k: 0.0 for k in self.pass_ks}
         per_task: dict[str, dict] = {}
@@ -352,22 +395,34 @@ class ArcEvaluator:
                 totals[k] += solved[k] / n_pairs
             submission[task] = attempts_list
 
-        out: dict[str, Any] = {f"ARC/pass@{k}": (totals[k] / n_tasks if n_tasks else float("nan")) for k in self.pass_ks}
-        out["per_task"] = per_task
-        out["summary"] = {
+        scores = {f"pass@{k}": (totals[k] / n_tasks if n_tasks else float("nan")) for k in self.pass_ks}
+        summary = {
             "tasks": n_tasks,
             "tasks_with_votes": tasks_with_votes,
             "test_pairs": sum(len(p["test"]) for p in self.test_puzzles.values()),
             "rows": rows,
             "votes_matched": matched_votes,
             "votes_unmatched": rows - matched_votes,
-            "distinct_grids": len(grids),
+            "distinct_grids": len({h for inner in votes.values() for d in inner.values() for h in d}),
         }
-        self._last_submission = submission
-        if out_dir is not None:
-            out["submission_path"] = str(write_json_atomic(Path(out_dir) / "submission.json", submission))
-        return out
+        return scores, per_task, summary, submission
 
     def submission(self) -> dict:
         """The submission of the last ``result()`` call (task -> list of attempts per test input)."""
         return getattr(self, "_last_submission", {})
+
+
+def _copy_votes(votes: dict) -> dict:
+    return {t: {i: {p: list(v) for p, v in d.items()} for i, d in inner.items()} for t, inner in votes.items()}
+
+
+def _add_votes(dst: dict, src: dict) -> None:
+    """Add the vote counts and halting-probability sums of ``src`` into ``dst``."""
+    for task, inner in src.items():
+        vt = dst.setdefault(task, {})
+        for in_h, d in inner.items():
+            vi = vt.setdefault(in_h, {})
+            for p_h, (cnt, qsum) in d.items():
+                slot = vi.setdefault(p_h, [0, 0.0])
+                slot[0] += cnt
+                slot[1] += qsum

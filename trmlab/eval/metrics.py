@@ -2,7 +2,8 @@
 95% Wilson interval, the reference's per-batch metric sums, and an accumulator that scores the
 answer after any supervision step and under learned halting in a single pass.
 
-Pure torch / numpy; nothing here imports the model. Inputs may be torch tensors or numpy arrays.
+Pure torch / numpy; from the model only the halting rule (``trmlab.model.wants_to_halt``) is used.
+Inputs may be torch tensors or numpy arrays.
 
 Definitions (labels equal to ``ignore_index`` (-100) are not scored):
 
@@ -20,6 +21,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from ..model.act import wants_to_halt
 
 IGNORE_INDEX = -100
 
@@ -188,18 +191,28 @@ class StepwiseAccuracy:
         acc.start_batch(labels, valid)          # labels [B, L], valid [B] (optional)
         for step in range(n_steps):             # e.g. 16 (N_sup) or more than training used
             carry, out = model(carry, batch)    # caller's loop; the model must keep the slot
-            acc.step(out["logits"], out["q_halt_logits"])
-        acc.end_batch()
+            acc.step(out["logits"], out["q_halt_logits"], out["q_continue_logits"])
+        per_row = acc.end_batch()
 
     * ``report_steps``: step counts (1-based) whose answer is scored, e.g. ``(16, 32)`` to score the
       training N_sup and twice that. Steps beyond the last observed step of a batch are not scored.
-    * learned halting: a sequence halts after the first step whose ``q_halt_logit > halt_threshold``
-      (0.0, i.e. sigmoid > 0.5, the reference's training rule), or after the last observed step
-      when it never does; its answer at that step is scored and the step count is recorded.
+    * learned halting: a sequence halts after the first step whose halting head says halt -- the rule
+      of :func:`trmlab.model.wants_to_halt`: ``q_halt_logit > 0`` (sigmoid > 0.5, the reference's), or
+      ``q_halt > q_continue`` with ``act_continue=True`` (models trained with the continue loss) -- or
+      after the last observed step when it never does; its answer at that step is scored and the
+      step count is recorded. ``halt_threshold`` moves the 0 of the first rule (no effect with
+      ``act_continue``).
+    * ``step(..., rows=idx)`` gives outputs for only the batch rows ``idx`` (an evaluator that drops
+      halted puzzles from the batch passes the rows still running); rows not given at a step keep
+      the answer they halted with. ``report_steps`` are then scored over the given rows only, so an
+      evaluator running with learned halting passes ``report_steps=()``.
+    * ``max_steps``: the N the steps are counted against (default: the most steps observed); it
+      sets the histogram's range, ``halt/halted_early`` and ``halt/compute_saved``.
 
-    ``compute()`` returns ``{"step<k>/<metric>": ..., "halt/<metric>": ..., "halt/mean_steps": ...,
-    "halt/halted_early": fraction that halted before the last step}`` with the metrics of
-    :class:`ExactAccuracy`.
+    ``compute()`` returns ``{"step<k>/<metric>": ..., "halt/<metric>": ..., "halt/mean_steps",
+    "halt/halted_early" (fraction halted before max_steps), "halt/steps_hist/<k>" (puzzles halted at
+    step k, k = 1..max_steps), "halt/compute_saved" (1 - mean_steps / max_steps)}`` with the metrics
+    of :class:`ExactAccuracy`. ``end_batch()`` returns the batch's per-row results (see there).
     """
 
     def __init__(
@@ -208,6 +221,8 @@ class StepwiseAccuracy:
         learned_halting: bool = True,
         halt_threshold: float = 0.0,
         ignore_index: int = IGNORE_INDEX,
+        act_continue: bool = False,
+        max_steps: int | None = None,
     ):
         self.report_steps = tuple(sorted(set(int(s) for s in report_steps)))
         if any(s < 1 for s in self.report_steps):
@@ -215,60 +230,97 @@ class StepwiseAccuracy:
         self.learned_halting = learned_halting
         self.halt_threshold = float(halt_threshold)
         self.ignore_index = ignore_index
+        self.act_continue = bool(act_continue)
+        self.max_steps = None if max_steps is None else int(max_steps)
         self.at_step = {s: ExactAccuracy(ignore_index) for s in self.report_steps}
         self.halt = ExactAccuracy(ignore_index)
         self.halt_steps_sum = 0
         self.halted_early = 0
+        self.halt_steps_hist: dict[int, int] = {}
+        self.observed_steps = 0
         self._batch: dict[str, Any] | None = None
 
     def start_batch(self, labels: Any, valid: Any = None) -> None:
         lab = _as_tensor(labels).long()
         rows = _valid_rows(valid, lab.shape[0], lab.device)
+        B = lab.shape[0]
+        zeros = torch.zeros(B, dtype=torch.long, device=lab.device)
         self._batch = {
             "labels": lab,
             "rows": rows,
             "step": 0,
             "halted": torch.zeros_like(rows),
-            "halt_step": torch.zeros(lab.shape[0], dtype=torch.long, device=lab.device),
-            "last": None,
-            "chosen": None,
+            "halt_step": zeros.clone(),
+            "exact_by_step": [],
+            "chosen": {"n_scored": zeros.clone(), "n_correct": zeros.clone(),
+                       "token_accuracy": torch.zeros(B, dtype=torch.float32, device=lab.device),
+                       "exact": torch.zeros_like(rows)},
         }
 
-    def step(self, preds_or_logits: Any, q_halt_logits: Any = None) -> None:
+    def _wants(self, q_halt_logits: Any, q_continue_logits: Any, n: int, device) -> torch.Tensor:
+        if q_halt_logits is None:
+            raise ValueError("learned halting needs q_halt_logits")
+        q = _as_tensor(q_halt_logits).to(device).float().reshape(-1)
+        if self.act_continue:
+            if q_continue_logits is None:
+                raise ValueError("act_continue halting (halt > continue) needs q_continue_logits")
+            qc = _as_tensor(q_continue_logits).to(device).float().reshape(-1)
+            wants = wants_to_halt(q, qc, True)
+        else:
+            wants = wants_to_halt(q - self.halt_threshold, None, False)
+        if wants.numel() != n:
+            raise ValueError(f"{wants.numel()} halting logits for {n} rows")
+        return wants
+
+    def step(self, preds_or_logits: Any, q_halt_logits: Any = None, q_continue_logits: Any = None,
+             rows: Any = None) -> None:
         b = self._batch
         if b is None:
             raise RuntimeError("call start_batch() before step()")
         b["step"] += 1
-        c = sequence_correctness(preds_or_logits, b["labels"], self.ignore_index)
+        B = b["labels"].shape[0]
+        dev = b["labels"].device
+        idx = torch.arange(B, device=dev) if rows is None else _as_tensor(rows).to(dev).long().reshape(-1)
+        c = sequence_correctness(preds_or_logits, b["labels"][idx], self.ignore_index)
         if b["step"] in self.at_step:
-            self.at_step[b["step"]]._add(c, b["rows"])
-        b["last"] = c
+            self.at_step[b["step"]]._add(c, b["rows"][idx])
+        exact = torch.zeros(B, dtype=torch.bool, device=dev)
+        exact[idx] = c["exact"]
+        b["exact_by_step"].append(exact)
         if not self.learned_halting:
             return
-        if b["chosen"] is None:
-            b["chosen"] = {k: v.clone() for k, v in c.items()}
-        if q_halt_logits is None:
-            raise ValueError("learned halting needs q_halt_logits")
-        q = _as_tensor(q_halt_logits).to(b["labels"].device).float().reshape(-1)
-        newly = (~b["halted"]) & (q > self.halt_threshold)
-        open_ = ~b["halted"]
-        # Slots not halted yet take this step's answer; once halted it is frozen.
-        for k in c:
-            b["chosen"][k] = torch.where(open_, c[k], b["chosen"][k])
-        b["halt_step"] = torch.where(open_, torch.full_like(b["halt_step"], b["step"]), b["halt_step"])
-        b["halted"] = b["halted"] | newly
+        wants = self._wants(q_halt_logits, q_continue_logits, idx.numel(), dev)
+        open_ = ~b["halted"][idx]
+        # Rows not halted yet take this step's answer; once halted it is frozen.
+        for k, v in c.items():
+            cur = b["chosen"][k]
+            cur[idx] = torch.where(open_, v.to(cur.dtype), cur[idx])
+        b["halt_step"][idx] = torch.where(open_, torch.full_like(idx, b["step"]), b["halt_step"][idx])
+        b["halted"][idx] = b["halted"][idx] | (open_ & wants)
 
-    def end_batch(self) -> None:
+    def end_batch(self) -> dict[str, torch.Tensor]:
+        """Close the batch. Returns its per-row results: ``halt_step`` [B] (0 for a row never
+        observed), ``exact_at_halt`` [B] bool, ``exact_by_step`` [B, steps observed] bool (False
+        where a row was not given at that step) and ``counted`` [B] bool (valid, >= 1 scored label)."""
         b = self._batch
         if b is None:
             raise RuntimeError("end_batch() without start_batch()")
         self._batch = None
-        if not self.learned_halting or b["chosen"] is None:
-            return
+        B = b["labels"].shape[0]
+        by_step = (torch.stack(b["exact_by_step"], dim=1) if b["exact_by_step"]
+                   else torch.zeros(B, 0, dtype=torch.bool, device=b["labels"].device))
         rows = b["rows"] & (b["chosen"]["n_scored"] > 0)
-        self.halt._add(b["chosen"], rows)
-        self.halt_steps_sum += int(b["halt_step"][rows].sum())
-        self.halted_early += int((rows & (b["halt_step"] < b["step"])).sum())
+        self.observed_steps = max(self.observed_steps, b["step"])
+        if self.learned_halting and b["step"] > 0:
+            self.halt._add(b["chosen"], rows)
+            hs = b["halt_step"][rows]
+            self.halt_steps_sum += int(hs.sum())
+            n_max = self.max_steps if self.max_steps is not None else b["step"]
+            self.halted_early += int((hs < n_max).sum())
+            for k, n in zip(*torch.unique(hs, return_counts=True)):
+                self.halt_steps_hist[int(k)] = self.halt_steps_hist.get(int(k), 0) + int(n)
+        return {"halt_step": b["halt_step"], "exact_at_halt": b["chosen"]["exact"] & (b["chosen"]["n_scored"] > 0),
+                "exact_by_step": by_step, "counted": rows}
 
     def compute(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -279,9 +331,34 @@ class StepwiseAccuracy:
             for k, v in self.halt.compute().items():
                 out[f"halt/{k}"] = v
             n = self.halt.count
-            out["halt/mean_steps"] = self.halt_steps_sum / n if n else float("nan")
+            n_max = self.max_steps if self.max_steps is not None else max(self.observed_steps, 1)
+            mean = self.halt_steps_sum / n if n else float("nan")
+            out["halt/mean_steps"] = mean
             out["halt/halted_early"] = self.halted_early / n if n else float("nan")
+            out["halt/compute_saved"] = 1.0 - mean / n_max if n else float("nan")
+            for k in range(1, n_max + 1):
+                out[f"halt/steps_hist/{k}"] = self.halt_steps_hist.get(k, 0)
         return out
+
+    # -- distributed ----------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        """This accumulator's counts (picklable), for :meth:`merge` on another rank."""
+        return {"at_step": {k: v.state() for k, v in self.at_step.items()}, "halt": self.halt.state(),
+                "halt_steps_sum": self.halt_steps_sum, "halted_early": self.halted_early,
+                "halt_steps_hist": dict(self.halt_steps_hist), "observed_steps": self.observed_steps}
+
+    def merge(self, states: Iterable[Mapping]) -> None:
+        """Add other accumulators' ``state()`` into this one (do not pass this one's own state)."""
+        for s in states:
+            for k, a in self.at_step.items():
+                a.merge([s["at_step"][k]])
+            self.halt.merge([s["halt"]])
+            self.halt_steps_sum += s["halt_steps_sum"]
+            self.halted_early += s["halted_early"]
+            for k, n in s["halt_steps_hist"].items():
+                self.halt_steps_hist[int(k)] = self.halt_steps_hist.get(int(k), 0) + int(n)
+            self.observed_steps = max(self.observed_steps, s["observed_steps"])
 
 
 # ---------------------------------------------------------------------------------------------

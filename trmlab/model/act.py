@@ -5,7 +5,11 @@ The carry keeps each batch slot's puzzle, its (y, z) states and its step count a
 are reset to the initial states and refilled from the new batch, the others keep their puzzle. In
 training a slot halts when the halt logit > 0 (or, with the continue loss, when halt > continue),
 subject to the exploration rule, and always at ``n_supervision``; in evaluation every slot runs all
-``n_supervision`` steps (the reference), or halts when its halt logit > 0 with ``eval_halting="learned"``.
+``n_supervision`` steps (the reference), or halts by the same rule with ``eval_halting="learned"``.
+
+:func:`supervision_steps` solves a batch from scratch step by step, with ``halting="max"`` (all steps)
+or ``"learned"`` (each puzzle stops at its own step, and stopped puzzles leave the batch so compute is
+saved); :func:`run_to_halt` and the evaluator (``trmlab.eval.evaluate``) are built on it.
 """
 from __future__ import annotations
 
@@ -141,46 +145,117 @@ class DeepSupervision(nn.Module):
             return torch.sigmoid(torch.where(is_last, next_halt, torch.maximum(next_halt, next_continue)))
 
 
+@dataclass
+class SupervisionStep:
+    """What :func:`supervision_steps` yields after each supervision step of a batch solved from scratch.
+
+    ``rows``: indices (into the batch) of the rows ``out`` holds, in order; ``out``: the model's
+    outputs for those rows (``logits``, ``q_halt_logits``, ``q_continue_logits``); ``wants``: the
+    halting head says halt (:func:`wants_to_halt`); ``running``: the row had not stopped before this
+    step; ``stops``: the row's answer is final at this step (first time: ``wants`` under learned
+    halting, or the last step). All masks are bool tensors over ``rows``.
+    """
+
+    step: int
+    rows: torch.Tensor
+    out: dict
+    wants: torch.Tensor
+    running: torch.Tensor
+    stops: torch.Tensor
+
+
+def _take_rows(carry: Carry, keep: torch.Tensor) -> Carry:
+    return Carry(carry.answer[keep], carry.latent[keep], carry.steps[keep], carry.halted[keep],
+                 {k: v[keep] for k, v in carry.current_data.items()})
+
+
+@torch.no_grad()
+def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None,
+                      halting: str = "max", active: Optional[torch.Tensor] = None, compact: bool = True,
+                      observer_factory=None):
+    """Run a batch from a fresh start, one supervision step at a time, and yield a
+    :class:`SupervisionStep` after each. The loop behind :func:`run_to_halt` and the evaluator.
+
+    Every row keeps its puzzle (halted slots are never refilled). The halting rule is
+    :func:`wants_to_halt` (halt logit > 0, or halt > continue for ``act_continue`` models):
+
+    * ``halting="max"``: every row runs all ``n_supervision`` steps (the reference's evaluation);
+      ``wants`` still says where learned halting would have stopped.
+    * ``halting="learned"``: a row stops at the first step its head wants to halt (or at the last
+      step), and the loop ends as soon as every row has stopped. With ``compact=True`` (default)
+      stopped rows are dropped from the batch, so later steps run only the rows still going (the
+      compute is really saved); with ``compact=False`` the batch keeps its size until every row has
+      stopped (an observer then always sees the whole batch).
+
+    ``active``: optional bool [B]; rows that are False (padding) are not run at all under learned
+    halting. The model is put in eval mode by the caller.
+    """
+    if halting not in ("max", "learned"):
+        raise ValueError(f"halting must be 'max' or 'learned', got {halting!r}")
+    N = n_supervision or model.cfg.n_supervision
+    B = batch["inputs"].shape[0]
+    device = batch["inputs"].device
+    rows = torch.arange(B, device=device)
+    if active is not None and halting == "learned":
+        rows = rows[active.to(device=device, dtype=torch.bool)]
+    if rows.numel() == 0:
+        return
+    sub = {k: v[rows] if rows.numel() != B else v for k, v in batch.items()
+           if torch.is_tensor(v) and v.dim() >= 1 and v.shape[0] == B}
+    carry = model.initial_carry(sub)
+    stopped = torch.zeros(rows.numel(), dtype=torch.bool, device=device)
+    for step in range(1, N + 1):
+        observer = observer_factory(step - 1) if observer_factory is not None else None
+        carry, out = model(carry, sub, observer=observer, n_supervision=N)
+        wants = wants_to_halt(out["q_halt_logits"], out["q_continue_logits"], model.cfg.act_continue)
+        running = ~stopped
+        if step == N:
+            stops = running.clone()
+        elif halting == "learned":
+            stops = running & wants
+        else:
+            stops = torch.zeros_like(running)
+        yield SupervisionStep(step, rows, out, wants, running, stops)
+        stopped = stopped | stops
+        if bool(stopped.all()):
+            break
+        if compact and bool(stopped.any()):
+            keep = ~stopped
+            rows, carry, stopped = rows[keep], _take_rows(carry, keep), stopped[keep]
+            sub = {k: v[keep] for k, v in sub.items()}
+        # keep every slot on its puzzle (a halted slot would otherwise be refilled from the batch)
+        carry.halted = torch.zeros_like(carry.halted)
+
+
 @torch.no_grad()
 def run_to_halt(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None,
                 halting: str = "max", observer_factory=None) -> dict:
     """Solve a batch from scratch: run supervision steps until every slot has halted.
 
     ``halting="max"`` runs all ``n_supervision`` steps (the reference's evaluation); ``"learned"`` stops
-    each puzzle at the first step whose halt logit is > 0 (halt > continue with the continue loss).
-    Returns the outputs each puzzle had when it halted: ``logits``, ``preds``, ``q_halt_logits``,
-    ``steps`` (steps used), and ``halted_at`` per slot.
+    each puzzle at the first step whose halt logit is > 0 (halt > continue for models trained with the
+    continue loss: :func:`wants_to_halt`). Returns the outputs each puzzle had when it halted:
+    ``logits``, ``preds``, ``q_halt_logits``, ``q_continue_logits`` and ``steps`` (steps used) per slot.
+    With an ``observer_factory`` the batch is not compacted (the observer sees every row every step).
     """
-    if halting not in ("max", "learned"):
-        raise ValueError(f"halting must be 'max' or 'learned', got {halting!r}")
-    N = n_supervision or model.cfg.n_supervision
     was_training = model.training
     model.eval()
-    saved = model.cfg.eval_halting
-    model.cfg.eval_halting = halting
+    final: dict = {}
     try:
-        carry = model.initial_carry(batch)
-        done = torch.zeros_like(carry.halted)
-        final: dict = {}
-        for step in range(N):
-            observer = observer_factory(step) if observer_factory is not None else None
-            carry, out = model(carry, batch, observer=observer, n_supervision=N)
-            newly = carry.halted & ~done
+        for s in supervision_steps(model, batch, n_supervision, halting, compact=observer_factory is None,
+                                   observer_factory=observer_factory):
+            idx = s.rows[s.stops]
             for key in ("logits", "q_halt_logits", "q_continue_logits"):
+                v = s.out[key]
                 if key not in final:
-                    final[key] = torch.zeros_like(out[key])
-                final[key][newly] = out[key][newly]
+                    final[key] = torch.zeros((batch["inputs"].shape[0], *v.shape[1:]), dtype=v.dtype,
+                                             device=v.device)
+                final[key][idx] = v[s.stops]
             if "steps" not in final:
-                final["steps"] = torch.zeros_like(carry.steps)
-            final["steps"][newly] = carry.steps[newly]
-            done |= carry.halted
-            if bool(done.all()):
-                break
-            # Slots that halted would be refilled from `batch` at the next call: keep them running on
-            # the same puzzle instead so the batch stays aligned (their outputs are already recorded).
-            carry.halted = torch.zeros_like(carry.halted)
+                final["steps"] = torch.zeros(batch["inputs"].shape[0], dtype=torch.int32,
+                                             device=batch["inputs"].device)
+            final["steps"][idx] = s.step
     finally:
-        model.cfg.eval_halting = saved
         model.train(was_training)
     final["preds"] = final["logits"].argmax(-1)
     return final

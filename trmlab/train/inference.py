@@ -74,26 +74,65 @@ def solve(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = No
 
 def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, halting: str = "max",
                  checkpoint: str = "best", data: Optional[str] = None, batch_size: Optional[int] = None,
-                 ema: bool = True, device: str = "auto", progress: bool = True) -> dict:
-    """Evaluate a run on its (or another) dataset's test split; also writes ``eval_<ckpt>.json``."""
-    from ..data.loader import TestLoader
-    from ..eval.evaluate import evaluate
+                 ema: bool = True, device: str = "auto", progress: bool = True,
+                 arc_pool_votes: Optional[bool] = None) -> dict:
+    """Evaluate a run on its (or another) dataset's test split; also writes
+    ``eval_<checkpoint>_N<N>_<halting>.json`` in the run folder.
 
+    ``halting``: ``"max"`` (every puzzle runs N steps, the reference) or ``"learned"`` (each puzzle stops
+    at its own step and the compute is saved); see :func:`trmlab.eval.evaluate.evaluate` for the keys.
+    ``arc_pool_votes`` (default: the run's ``train.arc_pool_votes``), ARC runs only: the reference's
+    protocol. The run's ``step_<N>`` checkpoints up to the evaluated one are evaluated first, in step
+    order, into one pooled evaluator, so the result holds ``ARC/pass@K`` of the evaluated checkpoint
+    alone and ``ARC_pooled/pass@K`` of the votes of all of them (``arc_pooled_checkpoints`` lists
+    them) -- what the reference reports at that checkpoint.
+    """
+    from ..data.loader import TestLoader
+    from ..eval.evaluate import HALTING, evaluate
+
+    if halting not in HALTING:
+        raise ValueError(f"halting must be one of {', '.join(HALTING)}, got {halting!r}")
     model, cfg = load_run(path, checkpoint=checkpoint, ema=ema, device=device, dtype=cfg_dtype(device))
     root = data or cfg.data
     loader = TestLoader(root, batch_size or cfg.train.eval_batch_size or min(cfg.train.global_batch_size, 256))
+    pool = cfg.train.arc_pool_votes if arc_pool_votes is None else bool(arc_pool_votes)
     arc = None
     if "arc" in cfg.train.evaluators:
         from ..eval.arc_vote import ArcEvaluator
 
-        arc = ArcEvaluator.from_dataset(root)
+        arc = ArcEvaluator.from_dataset(root, pool_across_evaluations=pool)
     N = n_supervision or cfg.train.eval_supervision or cfg.model.n_supervision
-    metrics = evaluate(model, loader, N, arc, next(model.parameters()).device, progress=progress)
-    metrics["halting"] = halting
+    dev = next(model.parameters()).device
     p = Path(path)
+    pooled_from: list[str] = []
+    if arc is not None and pool and p.is_dir():
+        for name in _earlier_step_checkpoints(p, checkpoint):
+            earlier, _ = load_run(p, checkpoint=name, ema=ema, device=device, dtype=cfg_dtype(device))
+            evaluate(earlier, loader, N, arc, dev, progress=progress, halting=halting)
+            pooled_from.append(name)
+    metrics = evaluate(model, loader, N, arc, dev, progress=progress, halting=halting)
+    if arc is not None and pool:
+        metrics["arc_pooled_checkpoints"] = [*pooled_from, checkpoint]
     if p.is_dir():
-        write_json_atomic(p / f"eval_{checkpoint}_N{N}.json", metrics, indent=2, sort_keys=True, default=float)
+        write_json_atomic(p / f"eval_{checkpoint}_N{N}_{halting}.json", metrics, indent=2, sort_keys=True,
+                          default=float)
     return metrics
+
+
+def _earlier_step_checkpoints(run: Path, checkpoint: str) -> list[str]:
+    """Names ``step_<N>`` of the run's checkpoints before the one ``checkpoint`` names, in step order."""
+    if checkpoint == "best" and not (run / "checkpoints" / "best.pt").exists():
+        file = ckpt.latest_checkpoint(run)
+    else:
+        file = ckpt.find_checkpoint(run, checkpoint)
+    upto = int(ckpt.load(file).get("step", 0))
+    steps = []
+    for f in (run / "checkpoints").glob("step_*.pt"):
+        try:
+            steps.append(int(f.stem[len("step_"):]))
+        except ValueError:
+            continue
+    return [f"step_{k}" for k in sorted(steps) if k < upto]
 
 
 def cfg_dtype(device: str) -> str:

@@ -3,11 +3,16 @@
 * :class:`AdamATan2` -- the reference's optimiser for the dense weights, in plain PyTorch. The
   ``adam-atan2`` package it uses needs a CUDA extension (reference issue #34); the maintained
   ``adam-atan2-pytorch`` package uses a different rule (scaled ``atan2(m_hat, b*sqrt(v_hat))`` with
-  a=1.27), so it does not reproduce the reference exactly. The rule here is the reference's::
+  a=1.27), so it does not reproduce the reference exactly. The rule here is the ``adam-atan2``
+  package's (its CUDA kernel and its own reference test), with both bias corrections inside the atan2::
 
       p <- p * (1 - lr * wd)
       m <- b1 m + (1 - b1) g ;  v <- b2 v + (1 - b2) g^2
-      p <- p - lr / (1 - b1^t) * atan2(m, sqrt(v) / sqrt(1 - b2^t))
+      p <- p - lr * atan2(m / (1 - b1^t), sqrt(v) / sqrt(1 - b2^t))
+
+  tests/train/test_math.py checks 5 steps with weight decay on a fixed fp64 tensor against a hand
+  computation of these four lines (to 1e-7). The package keeps its state in the parameter's dtype and
+  computes in fp32 (fp64 for fp64 parameters); here the arithmetic is in the parameter's dtype.
 
 * ``torch.optim.AdamW`` (the paper's text) is the alternative (``train.optimizer=adamw``).
 * :class:`SparseSignSGD` -- the puzzle-embedding table: only the rows in the (global) batch change:
@@ -29,7 +34,11 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 
 class AdamATan2(Optimizer):
-    """Adam with atan2 instead of division: bounded steps and no epsilon; decoupled weight decay."""
+    """Adam with atan2 instead of division: bounded steps and no epsilon; decoupled weight decay.
+
+    One step, t counted from 1: ``p <- p (1 - lr wd)``; ``m <- b1 m + (1 - b1) g``;
+    ``v <- b2 v + (1 - b2) g^2``; ``p <- p - lr atan2(m / (1 - b1^t), sqrt(v) / sqrt(1 - b2^t))``.
+    """
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.95), weight_decay: float = 0.0):
         if lr < 0:
@@ -60,8 +69,9 @@ class AdamATan2(Optimizer):
                 p.mul_(1.0 - lr * wd)
                 m.lerp_(g, 1.0 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
-                denom = v.sqrt() / math.sqrt(1.0 - b2 ** t)
-                p.add_(torch.atan2(m, denom), alpha=-lr / (1.0 - b1 ** t))
+                m_hat = m / (1.0 - b1 ** t)
+                v_hat_sqrt = v.sqrt() / math.sqrt(1.0 - b2 ** t)
+                p.add_(torch.atan2(m_hat, v_hat_sqrt), alpha=-lr)
         return loss
 
 

@@ -107,6 +107,7 @@ class Trainer:
         self.step = 0
         self.carry: Optional[Carry] = None
         self.best: Optional[float] = None
+        self._arc = None
         self._forward = self.model
         self._compiled = False
         if t.compile:
@@ -181,17 +182,27 @@ class Trainer:
         N = n_supervision or t.eval_supervision or self.cfg.model.n_supervision
         loader = TestLoader(self.cfg.data, t.eval_batch_size or t.global_batch_size, rank=self.dist.rank,
                             world_size=self.dist.world_size)
-        arc = None
-        if "arc" in t.evaluators:
-            from ..eval.arc_vote import ArcEvaluator
-
-            arc = ArcEvaluator.from_dataset(self.cfg.data)
+        arc = self.arc_evaluator()
         merge = (lambda s: D.all_gather_objects(s, self.dist)) if self.dist.distributed else None
         if self.ema is not None:
             with self.ema.applied():
                 return evaluate(self.model, loader, N, arc, self.device, merge, progress=False,
                                 max_batches=max_batches)
         return evaluate(self.model, loader, N, arc, self.device, merge, progress=False, max_batches=max_batches)
+
+    def arc_evaluator(self):
+        """The run's ARC evaluator (None without ``"arc"`` in ``train.evaluators``). It lives as long as
+        the trainer, so with ``train.arc_pool_votes`` every evaluation adds ``ARC_pooled/pass@K``: the
+        votes of all evaluations of this process pooled (the reference's protocol; the votes are not
+        in checkpoints, so after ``--resume`` the pool starts again from the resumed evaluation)."""
+        t = self.cfg.train
+        if "arc" not in t.evaluators:
+            return None
+        if self._arc is None:
+            from ..eval.arc_vote import ArcEvaluator
+
+            self._arc = ArcEvaluator.from_dataset(self.cfg.data, pool_across_evaluations=t.arc_pool_votes)
+        return self._arc
 
     def state_dict(self) -> dict:
         """Everything for exact resume; per-rank parts (RNG, loader, carry) gathered from all ranks."""
