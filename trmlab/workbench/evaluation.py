@@ -1,34 +1,40 @@
-"""Evaluating a run for notebooks/03-evaluate.ipynb: orchestration and the numbers the figures draw.
+"""Evaluating a run for notebooks/03-evaluate.ipynb: orchestration, and the numbers the figures draw.
 
-:func:`evaluate_for_notebook` loads a run's checkpoint once and evaluates it on a test split with fixed
-steps (``halting="max"``) and with learned halting (``"learned"``), at the run's evaluation steps N and,
-when asked, at N + ``extra_steps`` (more steps than the run was evaluated with, and than the model was
-trained with). Each evaluation keeps the per-puzzle records of :func:`trmlab.eval.evaluate.evaluate`
-and, when it covers the run's own whole test split, is saved as the run's eval JSON (the file reports
-and the index read). The :class:`RunEvaluation` it returns turns the records into what
-:mod:`trmlab.viz.evaluation` draws: accuracy by supervision step with 95% Wilson intervals, fixed
-against learned halting, the halting steps of right and wrong answers, and the failures.
+:func:`evaluate_for_notebook` loads one checkpoint of a run once (saying which and how it was chosen)
+and evaluates it on a test split with fixed steps (``halting="max"``: every puzzle runs all steps, the
+reference's protocol) and with learned halting (``"learned"``: each puzzle stops when its halting head
+says so), at the run's evaluation steps N and, with ``extra_steps``, at N + extra_steps too (more steps
+than the run was evaluated, and the model trained, with). Every evaluation is
+:func:`trmlab.eval.evaluate.evaluate` with per-puzzle records; when it covers the run's own whole test
+split it is saved in the run folder as ``eval_<checkpoint>_N<N>_<halting>.json``
+(:func:`trmlab.train.inference.save_evaluation`), the file reports, the index and 05-compare read.
 
-Per-puzzle records (columns, one row per test puzzle): ``halt_step`` [P] (1-based step whose answer
-is scored), ``correct_at_halt`` [P], ``correct_by_step`` [P, S] (the answer after each step 1..S),
-``preds`` / ``inputs`` / ``labels`` [P, L] tokens, ``puzzle_identifiers`` [P], ``q_halt`` (halt logits).
+The :class:`RunEvaluation` it returns gives what :mod:`trmlab.viz.evaluation` draws: accuracy against
+supervision steps with 95% Wilson intervals, fixed against learned halting, the halting steps of right
+and wrong answers, and the failures (puzzle, model answer, truth).
 """
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from ..eval.metrics import wilson_interval
-from ..trace.tasks import TaskSpec
+from ..eval.evaluate import HALTING, evaluate
+from ..train.inference import cfg_dtype, open_run, save_evaluation, test_loader
+from ..trace.tasks import TaskSpec, dataset_task
+from .notebook import resolve
 
+#: the ``halting`` parameter of the notebook -> the evaluations run at each step budget
+MODES = {"both": ("max", "learned"), "max": ("max",), "learned": ("learned",)}
 RECORD_FIELDS = ("halt_step", "correct_at_halt", "correct_by_step", "preds", "inputs", "labels")
 
 
 def check_records(records: dict, where: str = "records") -> dict:
-    """The records as numpy arrays, checked: every field present and one row per puzzle."""
+    """The per-puzzle records as numpy arrays, checked: every field there and one row per puzzle."""
     missing = [k for k in RECORD_FIELDS if k not in records]
     if missing:
         raise ValueError(f"{where}: missing field(s) {', '.join(missing)}; expected {', '.join(RECORD_FIELDS)}")
@@ -42,41 +48,11 @@ def check_records(records: dict, where: str = "records") -> dict:
     return out
 
 
-def interval(successes: int, n: int) -> dict:
-    """Exact accuracy with its 95% Wilson interval, as a dict of ``accuracy``, ``low``, ``high``, ``count``."""
-    low, high = wilson_interval(successes, n)
-    return {"accuracy": successes / n if n else float("nan"), "low": low, "high": high, "count": int(n),
-            "right": int(successes)}
-
-
-def accuracy_by_step(records: dict, label: str = "fixed steps") -> dict:
-    """Exact accuracy of the answer after each supervision step 1..S, each with its Wilson interval:
-    ``{"label", "steps", "accuracy", "low", "high", "count"}``."""
-    r = check_records(records)
-    cbs = r["correct_by_step"].astype(bool)
-    n = cbs.shape[0]
-    per = [interval(int(cbs[:, s].sum()), n) for s in range(cbs.shape[1])]
-    return {"label": label, "steps": list(range(1, cbs.shape[1] + 1)), "accuracy": [p["accuracy"] for p in per],
-            "low": [p["low"] for p in per], "high": [p["high"] for p in per], "count": n}
-
-
-def halting_steps(records: dict) -> dict:
-    """The step each puzzle halted at and whether its answer there was right."""
-    r = check_records(records)
-    return {"halt_step": r["halt_step"].astype(int), "correct": r["correct_at_halt"].astype(bool)}
-
-
-def failure_rows(records: dict, limit: int = 6) -> list[int]:
-    """Rows of the first ``limit`` puzzles answered wrongly (test-split order)."""
-    r = check_records(records)
-    return [int(i) for i in np.flatnonzero(~r["correct_at_halt"].astype(bool))[:max(int(limit), 0)]]
-
-
 @dataclass
 class Result:
-    """One evaluation: a halting mode at a step budget, its metrics, records and where it was saved."""
+    """One evaluation: a halting mode at a step budget, its metrics (as saved), records and file."""
 
-    halting: str  # "max" (every puzzle runs all steps) | "learned" (the halt head stops each puzzle)
+    halting: str  # "max" (every puzzle runs all steps) | "learned" (the halting head stops each puzzle)
     n_supervision: int
     metrics: dict
     records: dict
@@ -84,15 +60,41 @@ class Result:
 
     @property
     def label(self) -> str:
-        return f"fixed {self.n_supervision} steps" if self.halting == "max" else f"learned halting, ≤ {self.n_supervision}"
+        return (f"fixed {self.n_supervision} steps" if self.halting == "max"
+                else f"learned halting, at most {self.n_supervision}")
+
+    def answered(self) -> dict:
+        """Per puzzle: the step whose answer was given (N under fixed steps) and whether it was right."""
+        r = check_records(self.records, self.label)
+        if self.halting == "max":
+            return {"step": np.full(r["halt_step"].shape, self.n_supervision, int),
+                    "correct": r["correct_by_step"][:, self.n_supervision - 1].astype(bool)}
+        return {"step": r["halt_step"].astype(int), "correct": r["correct_at_halt"].astype(bool)}
 
     def summary(self) -> dict:
-        """Accuracy with interval and mean steps used, from the records (the row of the comparison)."""
-        hs = halting_steps(self.records)
-        iv = interval(int(hs["correct"].sum()), hs["correct"].size)
-        mean = float(hs["halt_step"].mean()) if hs["halt_step"].size else float("nan")
-        return {"label": self.label, "halting": self.halting, "max_steps": self.n_supervision, "mean_steps": mean,
-                "saved_steps": 1.0 - mean / self.n_supervision, **iv}
+        """Exact accuracy with its 95% interval and the steps used, as the saved metrics say."""
+        m = self.metrics
+        key = "all" if self.halting == "max" else "halt"
+        mean = float(self.n_supervision if self.halting == "max" else m["halt/mean_steps"])
+        return {"label": self.label, "halting": self.halting, "max_steps": self.n_supervision,
+                "accuracy": m[f"{key}/exact_accuracy"], "low": m[f"{key}/exact_accuracy_low"],
+                "high": m[f"{key}/exact_accuracy_high"], "count": int(m[f"{key}/count"]),
+                "token_accuracy": m.get(f"{key}/token_accuracy"), "mean_steps": mean,
+                "compute_saved": 1.0 - mean / self.n_supervision}
+
+
+def accuracy_curve(metrics: dict, label: str = "fixed steps") -> dict:
+    """Exact accuracy after each supervision step 1..N of a fixed-steps evaluation, with the Wilson
+    interval of each: ``{"label", "steps", "accuracy", "low", "high", "count"}``."""
+    n = int(metrics["n_supervision"])
+    missing = [k for k in range(1, n + 1) if f"step{k}/exact_accuracy" not in metrics]
+    if missing:
+        raise ValueError(f"accuracy_curve: no step{missing[0]}/exact_accuracy in the metrics (a learned-halting "
+                         f"evaluation has no per-step accuracy; use a fixed-steps one)")
+    ks = range(1, n + 1)
+    return {"label": label, "steps": list(ks), "accuracy": [metrics[f"step{k}/exact_accuracy"] for k in ks],
+            "low": [metrics[f"step{k}/exact_accuracy_low"] for k in ks],
+            "high": [metrics[f"step{k}/exact_accuracy_high"] for k in ks], "count": int(metrics[f"step{n}/count"])}
 
 
 @dataclass
@@ -102,72 +104,159 @@ class RunEvaluation:
     run: Path
     data: Path
     task: TaskSpec
-    checkpoint: dict  # name, file, step, choice (how it was chosen)
+    checkpoint: dict  # checkpoint (file), checkpoint_step, checkpoint_choice (how it was chosen)
     train_steps: int  # N_sup the model was trained with
-    eval_steps: int  # N, the run's evaluation steps (or the notebook's ``steps``)
+    eval_steps: int  # N: the run's evaluation steps (or the notebook's ``steps``)
     results: list = field(default_factory=list)
+    not_saved: str = ""  # why the results were not written to the run folder ("" when they were)
 
     def result(self, halting: str, n_supervision: Optional[int] = None) -> Result:
-        """The result of ``halting`` at ``n_supervision`` steps (default: the largest budget evaluated)."""
-        found = [r for r in self.results if r.halting == halting and (n_supervision is None or r.n_supervision == n_supervision)]
+        """The evaluation with ``halting`` at ``n_supervision`` steps (default: the largest budget)."""
+        found = [r for r in self.results if r.halting == halting and n_supervision in (None, r.n_supervision)]
         if not found:
-            have = ", ".join(f"{r.halting}@{r.n_supervision}" for r in self.results) or "none"
+            have = ", ".join(f"{r.halting} at {r.n_supervision}" for r in self.results) or "none"
             raise KeyError(f"no {halting!r} evaluation at {n_supervision or 'any'} steps (evaluated: {have})")
         return max(found, key=lambda r: r.n_supervision)
 
     @property
     def count(self) -> int:
-        return int(self.results[0].records["halt_step"].shape[0]) if self.results else 0
+        return int(np.asarray(self.results[0].records["halt_step"]).shape[0]) if self.results else 0
 
     def describe(self) -> str:
-        """What was evaluated: the checkpoint and how it was chosen, the data, the steps."""
+        """What was evaluated, in a few lines: the checkpoint and how it was chosen, the data, the steps,
+        each evaluation's exact accuracy with its interval and the file it was saved to."""
         ck = self.checkpoint
-        step = f" (optimiser step {ck['step']})" if ck.get("step") is not None else ""
+        top = max((r.n_supervision for r in self.results), default=self.eval_steps)
         lines = [f"run:        {self.run}",
-                 f"checkpoint: {ck['name']}{step}: {ck['file']}",
-                 f"            chosen: {ck['choice']}",
+                 f"checkpoint: {ck['checkpoint']} (optimiser step {ck.get('checkpoint_step')})",
+                 f"chosen:     {ck['checkpoint_choice']}",
                  f"data:       {self.data} ({self.count} test puzzles, {self.task.name})",
                  f"steps:      trained with N_sup={self.train_steps}; evaluated at N={self.eval_steps}"
-                 + (f" and up to {max(r.n_supervision for r in self.results)}" if self.results and max(
-                     r.n_supervision for r in self.results) > self.eval_steps else "")]
+                 + (f" and at {top}" if top > self.eval_steps else "")]
         for r in self.results:
             s = r.summary()
-            saved = f" -> {r.saved_to.name}" if r.saved_to else " (not saved: not the run's whole test split)"
+            where = f"saved to {r.saved_to.name}" if r.saved_to else "not saved"
             lines.append(f"  {s['label']:<28} exact {100 * s['accuracy']:6.2f}% [{100 * s['low']:.2f}, "
-                         f"{100 * s['high']:.2f}]  mean steps {s['mean_steps']:.2f}{saved}")
+                         f"{100 * s['high']:.2f}] of {s['count']}; mean steps {s['mean_steps']:.2f}; {where}")
+        if self.not_saved:
+            lines.append(f"not saved in the run folder: {self.not_saved}")
         return "\n".join(lines)
 
     def curves(self) -> list[dict]:
-        """Accuracy against supervision steps: one curve from the longest fixed-steps evaluation."""
+        """Accuracy against supervision steps, from the fixed-steps evaluation with the largest budget."""
         if not any(r.halting == "max" for r in self.results):
             return []
-        r = self.result("max")
-        return [accuracy_by_step(r.records, label="fixed steps (every puzzle runs them all)")]
+        return [accuracy_curve(self.result("max").metrics, label="fixed steps (every puzzle runs them all)")]
 
     def learned_points(self) -> list[dict]:
-        """Learned halting at each budget: accuracy at the halting step and mean steps used."""
-        return [r.summary() for r in sorted(self.results, key=lambda r: r.n_supervision) if r.halting == "learned"]
+        """Learned halting at each budget: accuracy of the answers given and the mean steps used."""
+        return [r.summary() for r in self._sorted() if r.halting == "learned"]
 
     def halting_rows(self) -> list[dict]:
-        """Fixed against learned halting, one row per evaluation (budget, then mode)."""
-        return [r.summary() for r in sorted(self.results, key=lambda r: (r.n_supervision, r.halting != "max"))]
+        """Fixed against learned halting: one row per evaluation, by budget then mode."""
+        return [r.summary() for r in self._sorted()]
 
     def halting_groups(self) -> list[dict]:
-        """Halting steps of right and wrong answers, one group per learned-halting evaluation."""
-        return [{"label": r.label, "max_steps": r.n_supervision, **halting_steps(r.records)}
-                for r in sorted(self.results, key=lambda r: r.n_supervision) if r.halting == "learned"]
+        """The halting step of each puzzle and whether its answer there was right, one group per
+        learned-halting evaluation (with fixed steps only: where learned halting would have stopped)."""
+        learned = [r for r in self._sorted() if r.halting == "learned"]
+        if learned:
+            return [{"label": r.label, "max_steps": r.n_supervision, "halt_step": r.answered()["step"],
+                     "correct": r.answered()["correct"]} for r in learned]
+        out = []
+        for r in self._sorted():
+            rec = check_records(r.records, r.label)
+            out.append({"label": f"where learned halting would stop, of {r.n_supervision} steps run",
+                        "max_steps": r.n_supervision, "halt_step": rec["halt_step"].astype(int),
+                        "correct": rec["correct_at_halt"].astype(bool)})
+        return out
 
-    def failures(self, limit: int = 6, halting: str = "max") -> dict:
-        """The first ``limit`` failures at the run's evaluation steps (``halting``'s result there):
-        ``inputs``, ``preds``, ``labels`` [K, L] and a caption per puzzle."""
-        have = [r for r in self.results if r.halting == halting and r.n_supervision == self.eval_steps]
-        r = have[0] if have else self.result(halting)
-        rec = check_records(r.records)
-        rows = failure_rows(rec, limit)
-        labels = rec["labels"][rows]
-        preds = rec["preds"][rows]
+    def failures(self, limit: int = 6) -> dict:
+        """The first ``limit`` puzzles answered wrongly at the run's evaluation steps (fixed steps when
+        evaluated, else learned halting), in test-split order: ``inputs``, ``preds``, ``labels`` [K, L],
+        ``captions``, ``failed`` (how many failed in all) and ``label`` (which evaluation)."""
+        at_n = [r for r in self._sorted() if r.n_supervision == self.eval_steps] or self._sorted()
+        r = at_n[0]  # fixed steps sort first
+        rec = check_records(r.records, r.label)
+        ans = r.answered()
+        wrong_rows = np.flatnonzero(~ans["correct"])
+        rows = wrong_rows[:max(int(limit), 0)]
+        labels, preds = rec["labels"][rows], rec["preds"][rows]
         wrong = ((preds != labels) & (labels >= 0)).sum(-1)
-        captions = [f"#{i} ({int(w)} wrong cell{'s' if w != 1 else ''}, step {int(rec['halt_step'][i])})"
+        index = rec.get("index", np.arange(len(ans["step"])))
+        captions = [f"test #{int(index[i])}: {int(w)} wrong cell{'s' if w != 1 else ''}, step {int(ans['step'][i])}"
                     for i, w in zip(rows, wrong)]
         return {"inputs": rec["inputs"][rows], "preds": preds, "labels": labels, "captions": captions,
-                "rows": rows, "label": r.label, "failed": int((~rec["correct_at_halt"].astype(bool)).sum())}
+                "failed": int(wrong_rows.size), "count": int(ans["correct"].size), "label": r.label}
+
+    def _sorted(self) -> list:
+        return sorted(self.results, key=lambda r: (r.n_supervision, r.halting != "max"))
+
+
+def evaluate_for_notebook(run: str | os.PathLike = "runs/demo-sudoku4", checkpoint: str = "last", steps: int = 0,
+                          extra_steps: int = 0, halting: str = "both", data: str | os.PathLike = "",
+                          max_puzzles: int = 0, batch_size: int = 0, device: str = "auto",
+                          root: Optional[str | os.PathLike] = None, progress: bool = True,
+                          save: bool = True) -> RunEvaluation:
+    """Evaluate ``checkpoint`` (``last`` | ``best`` | ``step_N``) of ``run`` for 03-evaluate.
+
+    ``steps``: the step budget N (0: the run's evaluation steps, ``train.eval_supervision`` or the
+    model's N_sup); ``extra_steps`` > 0 also evaluates at N + extra_steps; ``halting``: ``both`` |
+    ``max`` | ``learned``; ``data``: a dataset folder ("" = the run's own); ``max_puzzles`` > 0: only
+    the first puzzles of the test split (rounded up to whole batches). Paths are taken from the project
+    ``root``. Results are written to the run folder (``save``) only when they cover the run's own whole
+    test split, so a partial or foreign evaluation never replaces the run's numbers.
+    """
+    if halting not in MODES:
+        raise ValueError(f"halting must be one of {', '.join(MODES)}, got {halting!r}")
+    if steps < 0 or extra_steps < 0 or max_puzzles < 0:
+        raise ValueError(f"steps, extra_steps and max_puzzles must be >= 0, got {steps}, {extra_steps}, {max_puzzles}")
+    run_dir = resolve(run, root)
+    if not (run_dir / "checkpoints").is_dir():
+        raise ValueError(f"run: {run_dir} is not a trained run folder (no checkpoints/); train one with "
+                         f"notebooks/02-train.ipynb or `trmlab demo`")
+    model, cfg, choice = open_run(run_dir, checkpoint, device=device, dtype=cfg_dtype(device))
+    own = resolve(cfg.data, root) if cfg.data else None
+    data_dir = resolve(data, root) if data else own
+    if data_dir is None:
+        raise ValueError(f"{run_dir / 'config.json'}: the run names no dataset (data); set the data parameter")
+    if not (data_dir / "test").is_dir():
+        raise ValueError(f"data: {data_dir} has no test split (test/); build the dataset first "
+                         f"(notebooks/01-data.ipynb or `trmlab data`)")
+    task = dataset_task(str(data_dir))
+    if task.seq_len != cfg.model.seq_len:
+        raise ValueError(f"data: {data_dir} holds sequences of {task.seq_len} tokens ({task.name}); the run's model "
+                         f"reads {cfg.model.seq_len}")
+    N = steps or cfg.train.eval_supervision or cfg.model.n_supervision
+    loader = test_loader(cfg, data_dir, batch_size or None)
+    max_batches = None
+    if max_puzzles:
+        max_batches = math.ceil(max_puzzles / loader.batch_size)
+    foreign = own is None or data_dir.resolve() != own.resolve()
+    why = ("another dataset than the run's own" if foreign else
+           f"only the first {max_puzzles} puzzles" if max_puzzles and max_batches < len(loader) else
+           "save=False" if not save else "")
+    dev = next(model.parameters()).device
+    results = []
+    for n in sorted({N, N + extra_steps}):
+        for mode in MODES[halting]:
+            arc = _arc_evaluator(cfg, data_dir)
+            metrics = evaluate(model, loader, n, arc, dev, progress=progress, max_batches=max_batches,
+                               halting=mode, records=True)
+            records = metrics.pop("records")
+            metrics.update(choice.as_dict())
+            saved = None if why else save_evaluation(run_dir, metrics, checkpoint, n, mode)
+            results.append(Result(mode, n, metrics, records, saved))
+    return RunEvaluation(run=run_dir, data=data_dir, task=task, checkpoint=choice.as_dict(),
+                         train_steps=cfg.model.n_supervision, eval_steps=N, results=results, not_saved=why)
+
+
+def _arc_evaluator(cfg, data_dir: Path):
+    if "arc" not in cfg.train.evaluators:
+        return None
+    from ..eval.arc_vote import ArcEvaluator
+
+    return ArcEvaluator.from_dataset(data_dir)
+
+
+__all__ = ["HALTING", "MODES", "Result", "RunEvaluation", "accuracy_curve", "check_records", "evaluate_for_notebook"]
