@@ -86,7 +86,16 @@ def _train(args) -> int:
             cfg.name = Path(args.out).name
         metrics = train(cfg, args.out)
         out = args.out
+    import os
+
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 wrote the checkpoints and reports
+        return 0
+    from .train.checkpoint import choose_checkpoint
+
+    last, state = choose_checkpoint(out, "last")
+    print(f"test split, checkpoint {last.describe()} (reported; the test split chooses nothing):")
     _print_metrics(metrics)
+    print(f"best.pt: {state.get('selection', {}).get('text', 'not recorded')}")
     print(f"wrote {out} (config.json, metrics.jsonl, checkpoints/)")
     return 0
 
@@ -105,9 +114,12 @@ def _eval(args) -> int:
     metrics = evaluate_run(args.run, n_supervision=args.steps, halting=args.halting, checkpoint=args.checkpoint,
                            data=args.data, batch_size=args.batch_size, ema=not args.no_ema,
                            arc_pool_votes=True if args.arc_pool_votes else None)
+    used = (f"checkpoint {metrics['checkpoint']} (step {metrics['checkpoint_step']}), "
+            f"chosen as: {metrics['checkpoint_choice']}")
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
+        print(used)
         steps = sorted(int(k[4:].split("/")[0]) for k in metrics if k.startswith("step") and k.endswith("/exact_accuracy"))
         if steps:
             print("exact accuracy by supervision step: " + ", ".join(
@@ -124,7 +136,9 @@ def _print_halting(metrics: dict) -> None:
     key = "halt" if learned else "all"
     print(f"{metrics.get('halting', 'max')} halting: exact_accuracy {metrics[f'{key}/exact_accuracy']:.4f} "
           f"[95% CI {metrics[f'{key}/exact_accuracy_low']:.4f}, {metrics[f'{key}/exact_accuracy_high']:.4f}] "
-          f"token_accuracy {metrics[f'{key}/token_accuracy']:.4f} over {metrics[f'{key}/count']} puzzles")
+          f"token_accuracy {metrics[f'{key}/token_accuracy']:.4f} over {metrics[f'{key}/count']} puzzles"
+          + (f"; step {metrics['checkpoint_step']} ({metrics['checkpoint_choice']})" if "checkpoint_choice" in metrics
+             else ""))
     hist = [int(metrics.get(f"halt/steps_hist/{k}", 0)) for k in range(1, N + 1)]
     if learned:
         print(f"steps used: mean {metrics['halt/mean_steps']:.2f} of max {N}; compute saved vs all {N} steps: "
@@ -147,9 +161,11 @@ def _solve(args) -> int:
     if len(given) != 1:
         raise CliError("give exactly one of --sudoku STRING, --maze FILE, --arc FILE")
     kind = "sudoku" if args.sudoku is not None else "maze" if args.maze is not None else "arc"
-    result = solve_text(args.run, kind, given[0], n_supervision=args.steps, halting=args.halting)
+    result = solve_text(args.run, kind, given[0], n_supervision=args.steps, halting=args.halting,
+                        checkpoint=args.checkpoint)
     print(result["text"])
-    print(f"steps used: {result['steps']}  halting probability: {result['halt_prob']:.3f}")
+    print(f"steps used: {result['steps']}  halting probability: {result['halt_prob']:.3f}  "
+          f"(checkpoint step {result['checkpoint_step']}: {result['checkpoint_choice']})")
     return 0
 
 
@@ -186,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--halting", choices=("max", "learned"), default="max",
                    help="max: every puzzle runs all steps (the reference); learned: each puzzle stops when its "
                         "halting head says so, and stopped puzzles are no longer computed")
-    s.add_argument("--checkpoint", default="best", help="best | last | step_N (default best)")
+    s.add_argument("--checkpoint", default="last",
+                   help="last (default) | best (chosen on the validation split) | step_N")
     s.add_argument("--data", help="evaluate on another dataset folder")
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
@@ -203,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arc", help="an ARC task JSON file (the test input of the first test pair is solved)")
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--halting", choices=("max", "learned"), default="max")
+    s.add_argument("--checkpoint", default="last",
+                   help="last (default) | best (chosen on the validation split) | step_N")
     s.set_defaults(func=_solve)
     return p
 

@@ -21,10 +21,22 @@ ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPA
 
 @pytest.fixture(scope="module")
 def sudoku4(tmp_path_factory):
+    """64 training puzzles (x5 versions), 32 test puzzles, 6 validation puzzles (the default 10%)."""
     from trmlab.data.sudoku import build_sudoku
 
     out = tmp_path_factory.mktemp("data") / "sudoku4"
     build_sudoku(out, generate=64, size=4, num_aug=4, test_generate=32, seed=0, progress=False, echo=lambda *a: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sudoku4_no_val(tmp_path_factory, sudoku4):
+    """The same dataset as an older build without a validation split."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("data") / "sudoku4_no_val"
+    shutil.copytree(sudoku4, out)
+    shutil.rmtree(out / "val")
     return out
 
 
@@ -262,3 +274,89 @@ def test_cli_solve_prints_an_answer(sudoku4, tmp_path):
     r = subprocess.run(cli("solve", str(tmp_path / "run"), "--sudoku", "1..4..1..4..3..X"), env=ENV,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "outside the alphabet" in r.stderr and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------------------------ model selection
+def test_best_is_chosen_on_validation_never_on_test(sudoku4, tmp_path, monkeypatch):
+    """Validation and test disagree on purpose: best.pt is the validation-best step (4), not the
+    test-best (6); ties keep the first; the best survives a resume; every record says how it was chosen."""
+    from trmlab.train.checkpoint import choose_checkpoint
+    from trmlab.train.inference import evaluate_run
+
+    val_score = {2: 0.25, 4: 0.75, 6: 0.5, 8: 0.75}    # step 8 ties step 4: the first one stays best
+    test_score = {2: 0.1, 4: 0.3, 6: 0.95, 8: 0.4}     # the test split would pick step 6
+    real = trainer_mod.Trainer.evaluate
+    counts = {}
+
+    def scripted(self, *a, split="test", **k):
+        m = real(self, *a, split=split, **k)           # the real evaluation runs, on the asked split
+        counts.setdefault(split, set()).add(m["all/count"])
+        m["all/exact_accuracy"] = (val_score if split == "val" else test_score)[self.step]
+        return m
+
+    monkeypatch.setattr(trainer_mod.Trainer, "evaluate", scripted)
+    run = tmp_path / "run"
+    train(get_preset("cpu_tiny", tiny(sudoku4, "eval_interval=1", "max_steps=4")), run, progress=False)
+    resume(run, ["max_steps=0"], progress=False)       # steps 5..8 in a second process-life
+    assert counts == {"val": {6}, "test": {32}}        # 6 validation puzzles, 32 test puzzles
+    best = ckpt.load(run / "checkpoints" / "best.pt")
+    assert best["step"] == 4
+    assert best["selection"] == {"split": "val", "metric": "all/exact_accuracy", "value": 0.75, "step": 4,
+                                 "text": "best on validation exact accuracy 0.7500 at step 4"}
+    assert best["val_metrics"]["all/exact_accuracy"] == 0.75 and best["metrics"]["all/exact_accuracy"] == 0.3
+    assert load_last(run)["selection"]["step"] == 4
+    sel = read_metrics(run, "selection")
+    assert [(r["step"], r["best_step"]) for r in sel] == [(2, 2), (4, 4), (6, 4), (8, 4)]
+    assert all(r["for_selection"] for r in read_metrics(run, "val"))
+    assert not any(r["for_selection"] for r in read_metrics(run, "eval"))
+    choice, _ = choose_checkpoint(run, "best")
+    assert (choice.file.name, choice.step, choice.how) == ("best.pt", 4, best["selection"]["text"])
+    monkeypatch.undo()
+    m = evaluate_run(run, n_supervision=1, progress=False)            # default: the last checkpoint
+    assert (Path(m["checkpoint"]).name, m["checkpoint_step"], m["checkpoint_choice"]) == ("step_8.pt", 8, "last checkpoint")
+    m = evaluate_run(run, n_supervision=1, checkpoint="step_6", progress=False)
+    assert (m["checkpoint_step"], m["checkpoint_choice"]) == (6, "step_6 chosen by the user")
+    import json
+    saved = json.loads((run / "eval_step_6_N1_max.json").read_text())
+    assert saved["checkpoint_choice"] == "step_6 chosen by the user" and saved["checkpoint_step"] == 6
+
+
+def test_cli_eval_prints_the_checkpoint_and_how_it_was_chosen(sudoku4, tmp_path):
+    run = tmp_path / "run"
+    train(get_preset("cpu_tiny", tiny(sudoku4)), run, progress=False)
+    r = subprocess.run(cli("eval", str(run), "--steps", "2"), env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == f"checkpoint {run / 'checkpoints' / 'step_8.pt'} (step 8), chosen as: last checkpoint"
+    assert any(line.endswith("over 32 puzzles; step 8 (last checkpoint)") for line in lines)
+    r = subprocess.run(cli("eval", str(run), "--steps", "2", "--checkpoint", "best"), env=ENV, capture_output=True,
+                       text=True, timeout=300)
+    best = ckpt.load(run / "checkpoints" / "best.pt")
+    assert r.returncode == 0, r.stderr
+    assert f"(step {best['step']}), chosen as: best on validation exact accuracy" in r.stdout.splitlines()[0]
+    r = subprocess.run(cli("eval", str(run), "--steps", "2", "--json"), env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    import json
+    out = json.loads(r.stdout[r.stdout.index("{"):])
+    assert (out["checkpoint_step"], out["checkpoint_choice"]) == (8, "last checkpoint")
+
+
+def test_without_a_validation_split_nothing_is_selected(sudoku4_no_val, tmp_path):
+    """An older dataset (no val/) trains as before; no best.pt; asking for best says it fell back to last."""
+    from trmlab.train.checkpoint import choose_checkpoint
+
+    run = tmp_path / "run"
+    train(get_preset("cpu_tiny", tiny(sudoku4_no_val)), run, progress=False)
+    assert not (run / "checkpoints" / "best.pt").exists()
+    assert load_last(run)["selection"]["split"] is None
+    assert [r["best_step"] for r in read_metrics(run, "selection")] == [None, None]
+    assert "no validation split" in read_metrics(run, "selection")[0]["choice"]
+    choice, _ = choose_checkpoint(run, "best")
+    assert choice.step == 8 and choice.how.startswith("last checkpoint (best was asked for, but the run has no "
+                                                      "best.pt: nothing selected: the dataset has no validation split")
+    # a best.pt written before validation splits existed was chosen on the test split: said so
+    old = load_last(run)
+    del old["selection"]
+    ckpt.save_atomic(old, run / "checkpoints" / "best.pt")
+    choice, _ = choose_checkpoint(run, "best")
+    assert "chosen on the TEST split" in choice.how

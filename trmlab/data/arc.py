@@ -249,8 +249,16 @@ class _NpyAppender:
 # ------------------------------------------------------------------------------------------- building
 def build_arc(out=None, *, family: str = "arc1", arc_dir=None, num_aug: int = 1000, seed: int = 42,
               subsets: Optional[List[str]] = None, test_set: Optional[str] = None, allow_overlap: bool = False,
-              strict: bool = False, force: bool = False, progress: bool = True, echo=print) -> dict:
-    """Build an ARC dataset; returns the ``build.json`` dict. See ``trmlab data arc --help``."""
+              val_tasks: int = 0, val_subset: Optional[str] = None, strict: bool = False, force: bool = False,
+              progress: bool = True, echo=print) -> dict:
+    """Build an ARC dataset; returns the ``build.json`` dict. See ``trmlab data arc --help``.
+
+    ``val_tasks``: hold out the test pairs of this many tasks of ``val_subset`` (default: the first
+    training subset, ``training``/``training2``), drawn with ``default_rng([seed, 1])``: their test pairs
+    form the validation split (``val/``, all versions, as the test split) and ``val_puzzles.json``; their
+    demonstration pairs stay in train, as the test tasks' do. Default 0: no validation split, the
+    reference's training data unchanged (the trainer then selects nothing: the last checkpoint counts).
+    """
     from tqdm.auto import tqdm
     t0 = time.time()
     if family not in FAMILIES:
@@ -264,6 +272,8 @@ def build_arc(out=None, *, family: str = "arc1", arc_dir=None, num_aug: int = 10
     test_set = test_set or FAMILIES[family][1]
     if test_set not in subsets:
         raise DataBuildError(f"test set {test_set!r} is not among the subsets {subsets}")
+    if val_tasks < 0:
+        raise DataBuildError(f"--val-tasks must be >= 0, got {val_tasks}")
     skips = SkipLog(strict, echo)
     notes = []
     # ---- read
@@ -315,6 +325,18 @@ def build_arc(out=None, *, family: str = "arc1", arc_dir=None, num_aug: int = 10
         counts[s] = c
     if not any(s == test_set for s, *_ in tasks):
         raise DataBuildError(f"no usable tasks in the test set {test_set!r}")
+    # ---- validation tasks: test pairs of held-out training tasks (their demonstrations still train)
+    val_names = set()
+    if val_tasks:
+        val_subset = val_subset or next((x for x in subsets if x != test_set and x in raw), None)
+        if val_subset is None or val_subset == test_set or val_subset not in raw:
+            raise DataBuildError(f"--val-subset {val_subset!r} must be one of the training subsets "
+                                 f"{[x for x in raw if x != test_set]}")
+        pool = sorted(name for s, name, _, _ in tasks if s == val_subset)
+        if val_tasks >= len(pool):
+            raise DataBuildError(f"--val-tasks {val_tasks}: the subset {val_subset!r} has only {len(pool)} usable tasks")
+        pick = np.random.default_rng([seed, 1]).choice(len(pool), size=val_tasks, replace=False)
+        val_names = {pool[i] for i in pick}
     # ---- pass 1: versions (dedup), identifiers, sizes
     rng = np.random.default_rng(seed)
     plan = []
@@ -334,22 +356,28 @@ def build_arc(out=None, *, family: str = "arc1", arc_dir=None, num_aug: int = 10
                 names.append(vn)
     n_ids = len(names)
 
-    def split_pairs(s, pairs, split):
+    def held_out(s, name):
+        return s == val_subset and name in val_names
+
+    def split_pairs(s, name, pairs, split):
         if split == "train":
-            return pairs["train"] if s == test_set else pairs["train"] + pairs["test"]
+            return pairs["train"] if s == test_set or held_out(s, name) else pairs["train"] + pairs["test"]
+        if split == "val":
+            return pairs["test"] if held_out(s, name) else []
         return pairs["test"] if s == test_set else []
 
     info_counts = {"subsets": counts, "augmentation_not_full": not_full}
+    splits = ("train", "test", "val") if val_names else ("train", "test")
     with DatasetWriter(out, force) as w:
-        for split in ("train", "test"):
-            n_ex = sum(len(vs) * len(split_pairs(s, p, split)) for (s, _, p, _), vs in zip(tasks, plan))
+        for split in splits:
+            n_ex = sum(len(vs) * len(split_pairs(s, n, p, split)) for (s, n, p, _), vs in zip(tasks, plan))
             inp = _NpyAppender(w.path(split, "all__inputs.npy"), (n_ex, MAX_GRID * MAX_GRID))
             lab = _NpyAppender(w.path(split, "all__labels.npy"), (n_ex, MAX_GRID * MAX_GRID))
             pid, pcount, gcount = [], [], []
             translate = split == "train"
             for (s, name, pairs, _), vs in tqdm(list(zip(tasks, plan)), desc=f"writing {split}",
                                                 disable=not progress, leave=False):
-                ps = split_pairs(s, pairs, split)
+                ps = split_pairs(s, name, pairs, split)
                 if not ps:
                     continue
                 for tid, perm in vs:
@@ -379,16 +407,27 @@ def build_arc(out=None, *, family: str = "arc1", arc_dir=None, num_aug: int = 10
         w.write_json("identifiers.json", names)
         w.write_json("test_puzzles.json", {name: {"train": raw_t["train"], "test": raw_t["test"]}
                                            for s, name, _, raw_t in tasks if s == test_set})
+        if val_names:
+            w.write_json("val_puzzles.json", {name: {"train": raw_t["train"], "test": raw_t["test"]}
+                                              for s, name, _, raw_t in tasks if held_out(s, name)})
+        else:
+            notes.append("no validation split (--val-tasks 0, the reference's data): the trainer writes no "
+                         "best.pt; the last checkpoint is reported")
+            echo("note: " + notes[-1])
         info = {"family": "arc", "arc_version": family, "grid_shape": [MAX_GRID, MAX_GRID], "source": source,
                 "subsets": subsets if arc_dir is not None else [s for s in subsets if s in raw],
                 "test_set": test_set, "concept_left_out": arc_dir is None and "concept" in subsets,
+                "val_subset": val_subset if val_names else None, "val_tasks": sorted(val_names),
                 "arguments": {"family": family, "arc_dir": str(arc_dir) if arc_dir else None, "num_aug": num_aug,
                               "seed": seed, "subsets": subsets, "test_set": test_set,
-                              "allow_overlap": allow_overlap, "strict": strict},
+                              "allow_overlap": allow_overlap, "val_tasks": val_tasks, "val_subset": val_subset,
+                              "strict": strict},
                 "counts": info_counts, "num_puzzle_identifiers": n_ids, "notes": notes,
                 "skipped": len(skips), "skips": skips.items[:1000], "seconds": round(time.time() - t0, 2)}
         w.write_json("build.json", info)
+    val_ex = info_counts.get("val", {}).get("examples", 0)
     echo(f"wrote {out} (train {info_counts['train']['examples']} examples / {info_counts['train']['puzzles']} "
-         f"puzzles / {info_counts['train']['groups']} tasks; test {info_counts['test']['examples']} examples; "
+         f"puzzles / {info_counts['train']['groups']} tasks; validation {val_ex} examples; "
+         f"test {info_counts['test']['examples']} examples; "
          f"{n_ids} identifiers; {len(skips)} tasks skipped)")
     return info

@@ -24,7 +24,7 @@ def _run(fn):
 def _sudoku(a) -> int:
     from .sudoku import build_sudoku
     build_sudoku(a.out, csv=a.csv, generate=a.generate, size=a.size, subsample=a.subsample, num_aug=a.num_aug,
-                 seed=a.seed, test_csv=a.test_csv, test_generate=a.test_generate, difficulty=a.difficulty,
+                 seed=a.seed, test_csv=a.test_csv, test_generate=a.test_generate, val=a.val, difficulty=a.difficulty,
                  min_guesses=a.min_guesses, min_rating=a.min_rating, strict=a.strict, force=a.force,
                  progress=not a.quiet)
     return 0
@@ -33,7 +33,7 @@ def _sudoku(a) -> int:
 def _maze(a) -> int:
     from .maze import build_maze
     build_maze(a.out, csv=a.csv, generate=a.generate, size=a.size, min_path=a.min_path, aug=a.aug, seed=a.seed,
-               test_csv=a.test_csv, test_generate=a.test_generate, subsample=a.subsample, strict=a.strict,
+               test_csv=a.test_csv, test_generate=a.test_generate, val=a.val, subsample=a.subsample, strict=a.strict,
                force=a.force, progress=not a.quiet)
     return 0
 
@@ -41,7 +41,8 @@ def _maze(a) -> int:
 def _arc(a) -> int:
     from .arc import build_arc
     build_arc(a.out, family=a.family, arc_dir=a.arc_dir, num_aug=a.num_aug, seed=a.seed, subsets=a.subsets,
-              test_set=a.test_set, allow_overlap=a.allow_overlap, strict=a.strict, force=a.force,
+              test_set=a.test_set, allow_overlap=a.allow_overlap, val_tasks=a.val_tasks, val_subset=a.val_subset,
+              strict=a.strict, force=a.force,
               progress=not a.quiet)
     return 0
 
@@ -57,6 +58,13 @@ def _show(a) -> int:
         fig.savefig(a.png, dpi=100)
         print(f"wrote {a.png}")
     return 0
+
+
+def _val(p, what: str) -> None:
+    p.add_argument("--val", type=int, metavar="N",
+                   help=f"{what} in the validation split (val/), disjoint from train and test, used to choose "
+                        "best.pt: generated after the test ones, or held out of the training CSV's rows "
+                        "(default: 10%% of the training count, at least 1, at most 1000; 0 = none)")
 
 
 def _common(p, default_out: str) -> None:
@@ -91,6 +99,7 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
                    help="generator: easy = no guessing needed; medium = minimal; hard = minimal and needs guesses")
     p.add_argument("--min-guesses", type=int, help="generator: least backtracking guesses (hard default 4x4 0, 6x6 1, 9x9 50)")
     p.add_argument("--min-rating", type=float, help="CSV: keep rows with rating >= this (the reference's min_difficulty)")
+    _val(p, "puzzles")
     _common(p, "data/sudoku-extreme-1k-aug-1000")
     p.set_defaults(func=_run(_sudoku))
 
@@ -107,6 +116,7 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     t = p.add_mutually_exclusive_group()
     t.add_argument("--test-csv", help="CSV of the test split (default: test.csv beside a train.csv)")
     t.add_argument("--test-generate", type=int, metavar="N", help="generate N test mazes (default: as many as train)")
+    _val(p, "mazes")
     _common(p, "data/maze-30x30-hard-1k")
     p.set_defaults(func=_run(_maze))
 
@@ -123,12 +133,16 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--test-set", help="override the family's test subset")
     p.add_argument("--allow-overlap", action="store_true",
                    help="build even when test tasks also appear in a training subset")
+    p.add_argument("--val-tasks", type=int, default=0, metavar="N",
+                   help="hold out the test pairs of N training tasks as the validation split (val/, "
+                        "val_puzzles.json) used to choose best.pt (default 0: none, the reference's data)")
+    p.add_argument("--val-subset", help="subset the validation tasks come from (default: training / training2)")
     _common(p, "")
     p.set_defaults(seed=42, out=None, func=_run(_arc))
 
     p = sub.add_parser("show", help="print (and draw) one puzzle and its solution from a built dataset")
     p.add_argument("dir", help="dataset folder")
-    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--index", type=int, default=0, help="example index in the split")
     p.add_argument("--png", help="also draw it to this PNG file")
     p.set_defaults(func=_run(_show))

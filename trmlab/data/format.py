@@ -3,6 +3,7 @@
 Layout of a dataset folder ``root``::
 
     root/train/dataset.json, root/test/dataset.json
+    root/val/dataset.json                       trmlab only, optional: the validation split (same format)
     root/<split>/<set>__inputs.npy              [N_examples, seq_len]  smallest unsigned int type
     root/<split>/<set>__labels.npy              [N_examples, seq_len]
     root/<split>/<set>__puzzle_identifiers.npy  [N_puzzles]   int32
@@ -10,7 +11,13 @@ Layout of a dataset folder ``root``::
     root/<split>/<set>__group_indices.npy       [N_groups+1]  int32  CSR offsets group -> puzzles
     root/identifiers.json                       list: id -> puzzle name ("<blank>" for 0)
     root/test_puzzles.json                      ARC only
+    root/val_puzzles.json                       ARC only, with a validation split
     root/build.json                             trmlab only (readers never require it)
+
+The validation split (``val/``) holds puzzles disjoint from train and test; the trainer chooses
+``best.pt`` on it and never on the test split. The reference has no such split; datasets without one
+(older trmlab builds, the reference's own) keep working: then nothing is selected and the last
+checkpoint is the one reported.
 """
 from __future__ import annotations
 
@@ -26,6 +33,11 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
+SPLITS = ("train", "val", "test")
+VAL_SPLIT = "val"
+#: default size of a Sudoku/Maze validation split: this fraction of the training puzzles, at least
+#: VAL_MIN, at most VAL_MAX (a fixed cap keeps the evaluation cheap on million-row CSVs)
+VAL_FRACTION, VAL_MIN, VAL_MAX = 0.1, 1, 1000
 
 
 class DatasetError(ValueError):
@@ -106,7 +118,7 @@ class PuzzleSet:
 
 @dataclasses.dataclass
 class PuzzleSplit:
-    """A validated split (``train`` or ``test``) of a dataset."""
+    """A validated split (``train``, ``val`` or ``test``) of a dataset."""
 
     root: Path
     split: str
@@ -214,6 +226,55 @@ def open_split(root, split: str = "train", mmap: bool = True, check_tokens: bool
     return PuzzleSplit(root, split, meta, sets)
 
 
+def has_split(root, split: str) -> bool:
+    """Whether the dataset at ``root`` has the split (e.g. ``has_split(root, "val")``)."""
+    return (Path(root) / split / "dataset.json").is_file()
+
+
+def default_val_count(n_train: int) -> int:
+    """The default number of validation puzzles for ``n_train`` training puzzles (Sudoku, Maze)."""
+    return int(min(VAL_MAX, max(VAL_MIN, round(VAL_FRACTION * n_train))))
+
+
+def resolve_val(val: Optional[int], n_train: int) -> int:
+    """``--val N`` as given (0 = no validation split), or the default for ``n_train`` training puzzles."""
+    if val is None:
+        return default_val_count(n_train)
+    if val < 0:
+        raise DataBuildError(f"--val must be >= 0, got {val}")
+    return int(val)
+
+
+def fresh_questions(questions: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    """Boolean mask: which of ``questions`` [N, ...] appear in none of ``others`` (compared byte for byte)."""
+    seen = {q.tobytes() for arr in others for q in arr}
+    return np.array([q.tobytes() not in seen for q in questions], dtype=bool)
+
+
+def choose_rows(n_rows: int, subsample: Optional[int], n_val: int, rng: np.random.Generator,
+                val_rng: np.random.Generator):
+    """Split the rows of a training CSV into (training rows, validation rows), both sorted, disjoint.
+
+    The training subsample is drawn with ``rng`` exactly as without a validation split; the validation
+    rows are drawn with ``val_rng`` from the rows it leaves unused. Without a subsample (or when fewer
+    than ``n_val`` rows are left over) the validation rows are held out first and the subsample is
+    drawn from the rest.
+    """
+    all_rows = np.arange(n_rows)
+    if subsample is not None and subsample < n_rows:
+        train = np.sort(rng.choice(n_rows, size=subsample, replace=False))
+        rest = np.setdiff1d(all_rows, train)
+        if rest.size >= n_val:
+            return train, np.sort(val_rng.choice(rest, size=n_val, replace=False)) if n_val else rest[:0]
+    if n_val >= n_rows:
+        raise DataBuildError(f"--val {n_val} leaves no training puzzle of the {n_rows} usable rows")
+    val = np.sort(val_rng.choice(n_rows, size=n_val, replace=False)) if n_val else all_rows[:0]
+    rest = np.setdiff1d(all_rows, val)
+    if subsample is not None and subsample < rest.size:
+        rest = rest[np.sort(rng.choice(rest.size, size=subsample, replace=False))]
+    return rest, val
+
+
 def read_identifiers(root) -> List[str]:
     path = Path(root) / "identifiers.json"
     if not path.is_file():
@@ -307,7 +368,7 @@ class DatasetWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return False
         try:
-            for split in ("train", "test"):
+            for split in SPLITS:
                 if (self.tmp / split / "dataset.json").is_file():
                     open_split(self.tmp, split)  # validate what we wrote before publishing it
             old = None
@@ -348,16 +409,20 @@ class SkipLog:
         return len(self.items)
 
 
-def write_shared_id_dataset(out, force: bool, train: tuple, test: tuple, info: dict, t0: float, echo) -> dict:
-    """Write a dataset whose puzzles share one identifier (Sudoku, Maze): both splits given as
-    (metadata, arrays), ``identifiers.json`` = ["<blank>"] and ``build.json`` = ``info``; atomically."""
+def write_shared_id_dataset(out, force: bool, train: tuple, test: tuple, info: dict, t0: float, echo,
+                            val: Optional[tuple] = None) -> dict:
+    """Write a dataset whose puzzles share one identifier (Sudoku, Maze): the splits given as
+    (metadata, arrays) (``val`` None: no validation split), ``identifiers.json`` = ["<blank>"] and
+    ``build.json`` = ``info``; atomically."""
     with DatasetWriter(out, force) as w:
         w.write_split("train", *train)
+        if val is not None:
+            w.write_split(VAL_SPLIT, *val)
         w.write_split("test", *test)
         w.write_json("identifiers.json", ["<blank>"])
         info["seconds"] = round(time.time() - t0, 2)
         w.write_json("build.json", info)
     c = info["counts"]
     echo(f"wrote {out} (train {c['train_examples']} examples in {c['train_groups']} groups, "
-         f"test {c['test_examples']}; {info['skipped']} rows skipped)")
+         f"validation {c.get('val_examples', 0)}, test {c['test_examples']}; {info['skipped']} rows skipped)")
     return info

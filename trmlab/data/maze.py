@@ -16,11 +16,13 @@ import numpy as np
 
 from .augment import dihedral
 from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
-from .format import DataBuildError, DatasetMetadata, SkipLog, write_shared_id_dataset
+from .format import (DataBuildError, DatasetMetadata, SkipLog, choose_rows, fresh_questions, resolve_val,
+                     write_shared_id_dataset)
 
 CHARSET = "# SGo"
 QUESTION_CHARS = "# SG"
 DEFAULT_OUT = "data/maze-30x30-hard-1k"
+VAL_STREAM = 1  # the validation rows of a CSV build are drawn with default_rng([seed, VAL_STREAM])
 _CHAR2ID = np.zeros(256, dtype=np.uint8)
 _CHAR2ID[np.frombuffer(CHARSET.encode(), dtype=np.uint8)] = np.arange(1, len(CHARSET) + 1)
 _ID2CHAR = np.frombuffer((" " + CHARSET).encode(), dtype=np.uint8)   # 0 (PAD) shows as ' '
@@ -270,9 +272,14 @@ def _split_arrays(qs, as_, aug: bool):
 
 def build_maze(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, size: Optional[int] = None,
                min_path: Optional[int] = None, aug: bool = True, seed: int = 0, test_csv=None,
-               test_generate: Optional[int] = None, subsample: Optional[int] = None, strict: bool = False,
-               force: bool = False, progress: bool = True, echo=print) -> dict:
-    """Build a maze dataset; returns the ``build.json`` dict. See ``trmlab data maze --help``."""
+               test_generate: Optional[int] = None, val: Optional[int] = None, subsample: Optional[int] = None,
+               strict: bool = False, force: bool = False, progress: bool = True, echo=print) -> dict:
+    """Build a maze dataset; returns the ``build.json`` dict. See ``trmlab data maze --help``.
+
+    ``val``: mazes in the validation split (``val/``, unaugmented, disjoint from train and test); None:
+    10% of the training mazes, at least 1, at most 1000; 0: none. Generated after the train and test
+    mazes, or held out of the training CSV's rows (as :func:`~.sudoku.build_sudoku`).
+    """
     t0 = time.time()
     if (csv is None) == (generate is None):
         raise DataBuildError("give exactly one of --csv FILE or --generate N")
@@ -281,14 +288,22 @@ def build_maze(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, siz
         raise DataBuildError(f"{out}: already exists; pass --force to overwrite it")
     skips = SkipLog(strict, echo)
     source = {}
+    notes = []
     non_unique = 0
     if csv is not None:
         qs, as_, ds, size, nu = load_csv(csv, skips, size)
         non_unique += nu
         source["train"] = str(csv)
-        if subsample is not None and subsample < len(qs):
-            idx = np.sort(np.random.default_rng(seed).choice(len(qs), size=subsample, replace=False))
-            qs, as_, ds = qs[idx], as_[idx], ds[idx]
+        n_val = resolve_val(val, min(subsample or len(qs), len(qs)))
+        if val is None and n_val >= len(qs):
+            n_val = 0
+            notes.append(f"no validation split: {csv} has only {len(qs)} usable row(s); pass --val N to hold some out")
+        tr, vi = choose_rows(len(qs), subsample, n_val, np.random.default_rng(seed),
+                             np.random.default_rng([seed, VAL_STREAM]))
+        vq, va = qs[vi], as_[vi]
+        qs, as_, ds = qs[tr], as_[tr], ds[tr]
+        if n_val:
+            source["val"] = f"{n_val} rows of {csv} held out of training (seed {seed})"
         test_csv = test_csv_for(csv, test_csv, test_generate)
         if test_csv is not None:
             tq, ta, _, _, nu = load_csv(test_csv, skips, size)
@@ -296,42 +311,61 @@ def build_maze(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, siz
             source["test"] = str(test_csv)
         else:
             mz = generate_mazes(test_generate, size, min_path, seed + 1, progress,
-                                exclude={"".join(q.reshape(-1)) for q in qs})
+                                exclude={"".join(q.reshape(-1)) for q in np.concatenate([qs, vq])})
             tq, ta = np.stack([m[0] for m in mz]), np.stack([m[1] for m in mz])
             source["test"] = f"generated {test_generate} (seed {seed + 1})"
     else:
         size = size or 30
         if generate <= 0:
             raise DataBuildError(f"--generate must be > 0, got {generate}")
+        n_val = resolve_val(val, generate)
         ntest = generate if test_generate is None else test_generate
+        exclude = None
         if test_csv is not None:
             tq, ta, _, _, nu = load_csv(test_csv, skips, size)
             non_unique += nu
             source["test"] = str(test_csv)
             ntest = 0
-        mz = generate_mazes(generate + ntest, size, min_path, seed, progress)
+            exclude = {"".join(q.reshape(-1)) for q in tq}
+        mz = generate_mazes(generate + ntest + n_val, size, min_path, seed, progress, exclude)
         qs, as_ = np.stack([m[0] for m in mz[:generate]]), np.stack([m[1] for m in mz[:generate]])
         ds = np.array([m[2] for m in mz[:generate]])
         source["train"] = f"generated {generate} (seed {seed})"
         if ntest:
-            tq, ta = np.stack([m[0] for m in mz[generate:]]), np.stack([m[1] for m in mz[generate:]])
+            test = mz[generate:generate + ntest]
+            tq, ta = np.stack([m[0] for m in test]), np.stack([m[1] for m in test])
             source["test"] = f"generated {ntest} (seed {seed}, after the train mazes)"
+        held = mz[generate + ntest:]
+        vq = np.stack([m[0] for m in held]) if held else qs[:0]
+        va = np.stack([m[1] for m in held]) if held else as_[:0]
+        if n_val:
+            source["val"] = f"generated {n_val} (seed {seed}, after the train and test mazes)"
     if tq.shape[1:] != qs.shape[1:]:
         raise DataBuildError(f"train mazes are {qs.shape[1]}x{qs.shape[2]} but test mazes {tq.shape[1]}x{tq.shape[2]}")
+    keep = fresh_questions(vq, qs, tq)
+    if not keep.all():
+        notes.append(f"{int((~keep).sum())} validation maze(s) dropped: the same question is in train or test")
+        vq, va = vq[keep], va[keep]
     train_meta, train_arrays = _split_arrays(qs, as_, aug)
     test_meta, test_arrays = _split_arrays(tq, ta, False)
+    val_split = _split_arrays(vq, va, False) if len(vq) else None
+    if val_split is None and not notes:
+        notes.append("no validation split (--val 0): the trainer writes no best.pt; the last checkpoint is reported")
     info = {
         "family": "maze", "grid_shape": [int(size), int(size)], "source": source,
         "arguments": {"csv": str(csv) if csv else None, "generate": generate, "size": size, "min_path": min_path,
                       "aug": aug, "seed": seed, "test_csv": str(test_csv) if test_csv else None,
-                      "test_generate": test_generate, "subsample": subsample, "strict": strict},
+                      "test_generate": test_generate, "val": val, "subsample": subsample, "strict": strict},
         "counts": {"train_groups": int(len(qs)), "train_examples": int(train_arrays["inputs"].shape[0]),
-                   "test_examples": int(test_arrays["inputs"].shape[0]),
+                   "val_examples": int(len(vq)), "test_examples": int(test_arrays["inputs"].shape[0]),
                    "train_min_path": int(ds.min()), "train_mean_path": float(ds.mean()),
                    "several_shortest_paths": int(non_unique)},
-        "skipped": len(skips), "skips": skips.items[:1000],
+        "notes": notes, "skipped": len(skips), "skips": skips.items[:1000],
     }
-    return write_shared_id_dataset(out, force, (train_meta, train_arrays), (test_meta, test_arrays), info, t0, echo)
+    for n in notes:
+        echo("note: " + n)
+    return write_shared_id_dataset(out, force, (train_meta, train_arrays), (test_meta, test_arrays), info, t0, echo,
+                                   val=val_split)
 
 
 def write_generated_csv(path, count: int, size: int = 30, min_path: Optional[int] = None, seed: int = 0,

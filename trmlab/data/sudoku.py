@@ -14,13 +14,15 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
-from .format import (write_shared_id_dataset, DataBuildError, DatasetMetadata, SkipLog, smallest_uint_dtype)
+from .format import (DataBuildError, DatasetMetadata, SkipLog, choose_rows, fresh_questions, resolve_val,
+                     smallest_uint_dtype, write_shared_id_dataset)
 
 BOXES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
 DIFFICULTIES = ("easy", "medium", "hard")
 # Default minimum number of guesses for "hard" (a guess = a branching node of the backtracking solver).
 HARD_MIN_GUESSES = {4: 0, 6: 1, 9: 50}
 DEFAULT_OUT = "data/sudoku-extreme-1k-aug-1000"
+VAL_STREAM = 1  # the validation rows of a CSV build are drawn with default_rng([seed, VAL_STREAM])
 
 
 def size_of(seq_len: int) -> int:
@@ -358,10 +360,17 @@ def _split_arrays(qs: np.ndarray, as_: np.ndarray, num_aug: int, rng: np.random.
 
 def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, size: Optional[int] = None,
                  subsample: Optional[int] = None, num_aug: int = 1000, seed: int = 0, test_csv=None,
-                 test_generate: Optional[int] = None, difficulty: str = "hard", min_guesses: Optional[int] = None,
-                 min_rating: Optional[float] = None, strict: bool = False, force: bool = False,
-                 progress: bool = True, echo=print) -> dict:
-    """Build a Sudoku dataset; returns the ``build.json`` dict. See ``trmlab data sudoku --help``."""
+                 test_generate: Optional[int] = None, val: Optional[int] = None, difficulty: str = "hard",
+                 min_guesses: Optional[int] = None, min_rating: Optional[float] = None, strict: bool = False,
+                 force: bool = False, progress: bool = True, echo=print) -> dict:
+    """Build a Sudoku dataset; returns the ``build.json`` dict. See ``trmlab data sudoku --help``.
+
+    ``val``: puzzles in the validation split (``val/``, unaugmented, disjoint from train and test);
+    None: 10% of the training puzzles, at least 1, at most 1000 (:func:`~.format.default_val_count`);
+    0: none. Generated builds generate them after the train and test puzzles (so train and test are the
+    bytes a build without them gives); CSV builds hold them out of the training CSV's rows
+    (:func:`~.format.choose_rows`).
+    """
     t0 = time.time()
     if (csv is None) == (generate is None):
         raise DataBuildError("give exactly one of --csv FILE or --generate N")
@@ -375,51 +384,77 @@ def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, s
     skips = SkipLog(strict, echo)
     rng = np.random.default_rng(seed)
     source: Dict[str, object] = {}
+    notes: List[str] = []
     if csv is not None:
         qs, as_, rs, size = load_csv(csv, size, skips, min_rating)
         source["train"] = str(csv)
-        if subsample is not None and subsample < len(qs):
-            idx = np.sort(rng.choice(len(qs), size=subsample, replace=False))
-            qs, as_, rs = qs[idx], as_[idx], rs[idx]
+        n_val = resolve_val(val, min(subsample or len(qs), len(qs)))
+        if val is None and n_val >= len(qs):
+            n_val = 0
+            notes.append(f"no validation split: {csv} has only {len(qs)} usable row(s); pass --val N to hold some out")
+        tr, vi = choose_rows(len(qs), subsample, n_val, rng, np.random.default_rng([seed, VAL_STREAM]))
+        vq, va = qs[vi], as_[vi]
+        qs, as_, rs = qs[tr], as_[tr], rs[tr]
+        if n_val:
+            source["val"] = f"{n_val} rows of {csv} held out of training (seed {seed})"
         test_csv = test_csv_for(csv, test_csv, test_generate)
         if test_csv is not None:
             tq, ta, _, tsize = load_csv(test_csv, size, skips, min_rating)
             source["test"] = str(test_csv)
         else:
             pz = generate_puzzles(test_generate, size, seed + 1, difficulty, min_guesses, progress,
-                                  exclude={q.tobytes() for q in qs})
+                                  exclude={q.tobytes() for q in np.concatenate([qs, vq])})
             tq, ta = np.stack([p[0] for p in pz]), np.stack([p[1] for p in pz])
             source["test"] = f"generated {test_generate} ({difficulty}, seed {seed + 1})"
     else:
         size = size or 9
         if generate <= 0:
             raise DataBuildError(f"--generate must be > 0, got {generate}")
+        n_val = resolve_val(val, generate)
         ntest = generate if test_generate is None else test_generate
+        exclude = None
         if test_csv is not None:
             tq, ta, _, _ = load_csv(test_csv, size, skips, min_rating)
             ntest = 0
+            exclude = {q.tobytes() for q in tq}
             source["test"] = str(test_csv)
-        pz = generate_puzzles(generate + ntest, size, seed, difficulty, min_guesses, progress)
+        pz = generate_puzzles(generate + ntest + n_val, size, seed, difficulty, min_guesses, progress, exclude)
         qs, as_ = np.stack([p[0] for p in pz[:generate]]), np.stack([p[1] for p in pz[:generate]])
         rs = np.array([p[2] for p in pz[:generate]])
         source["train"] = f"generated {generate} ({difficulty}, seed {seed})"
         if ntest:
-            tq, ta = np.stack([p[0] for p in pz[generate:]]), np.stack([p[1] for p in pz[generate:]])
+            test = pz[generate:generate + ntest]
+            tq, ta = np.stack([p[0] for p in test]), np.stack([p[1] for p in test])
             source["test"] = f"generated {ntest} ({difficulty}, seed {seed}, after the train puzzles)"
+        held = pz[generate + ntest:]
+        vq = np.stack([p[0] for p in held]) if held else qs[:0]
+        va = np.stack([p[1] for p in held]) if held else as_[:0]
+        if n_val:
+            source["val"] = f"generated {n_val} ({difficulty}, seed {seed}, after the train and test puzzles)"
+    keep = fresh_questions(vq, qs, tq)
+    if not keep.all():
+        notes.append(f"{int((~keep).sum())} validation puzzle(s) dropped: the same question is in train or test")
+        vq, va = vq[keep], va[keep]
     train_meta, train_arrays = _split_arrays(qs, as_, num_aug, rng, progress)
     test_meta, test_arrays = _split_arrays(tq, ta, 0, rng, progress)
+    val_split = _split_arrays(vq, va, 0, rng, progress) if len(vq) else None
+    if val_split is None and not notes:
+        notes.append("no validation split (--val 0): the trainer writes no best.pt; the last checkpoint is reported")
     info = {
         "family": "sudoku", "grid_shape": [size, size], "box_shape": list(BOXES[size]), "source": source,
         "arguments": {"csv": str(csv) if csv else None, "generate": generate, "size": size, "subsample": subsample,
                       "num_aug": num_aug, "seed": seed, "test_csv": str(test_csv) if test_csv else None,
-                      "test_generate": test_generate, "difficulty": difficulty, "min_guesses": min_guesses,
-                      "min_rating": min_rating, "strict": strict},
+                      "test_generate": test_generate, "val": val, "difficulty": difficulty,
+                      "min_guesses": min_guesses, "min_rating": min_rating, "strict": strict},
         "counts": {"train_groups": int(len(qs)), "train_examples": int(train_arrays["inputs"].shape[0]),
-                   "test_examples": int(test_arrays["inputs"].shape[0]),
+                   "val_examples": int(len(vq)), "test_examples": int(test_arrays["inputs"].shape[0]),
                    "train_mean_rating": float(np.mean(rs)) if len(rs) else 0.0},
-        "skipped": len(skips), "skips": skips.items[:1000],
+        "notes": notes, "skipped": len(skips), "skips": skips.items[:1000],
     }
-    return write_shared_id_dataset(out, force, (train_meta, train_arrays), (test_meta, test_arrays), info, t0, echo)
+    for n in notes:
+        echo("note: " + n)
+    return write_shared_id_dataset(out, force, (train_meta, train_arrays), (test_meta, test_arrays), info, t0, echo,
+                                   val=val_split)
 
 
 def write_generated_csv(path, count: int, size: int = 9, seed: int = 0, difficulty: str = "hard",

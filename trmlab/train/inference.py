@@ -1,8 +1,14 @@
 """Using a trained run: load it, solve puzzles, evaluate it. Needs no training state.
 
->>> model, cfg = load_run("runs/sudoku4")                      # EMA weights by default
+>>> model, cfg = load_run("runs/sudoku4")                      # last checkpoint, EMA weights by default
+>>> model, cfg, choice = open_run("runs/sudoku4", "best")       # ... and which checkpoint, how chosen
+>>> choice.describe()   # 'runs/sudoku4/checkpoints/best.pt (step 1200): best on validation exact accuracy ...'
 >>> out = solve(model, {"inputs": tokens, "puzzle_identifiers": ids}, halting="learned")
 >>> out["answers"], out["steps"], out["halt_prob"]
+
+Everything here defaults to the LAST checkpoint: ``best.pt`` is chosen on the validation split, but
+the last checkpoint needs no choice at all. Results carry the checkpoint they came from
+(``checkpoint``, ``checkpoint_step``, ``checkpoint_choice``).
 """
 from __future__ import annotations
 
@@ -21,19 +27,23 @@ from . import checkpoint as ckpt
 from .distributed import resolve_device, resolve_dtype
 
 
-def load_run(path: str | os.PathLike, checkpoint: str = "best", ema: bool = True, device: str = "cpu",
+def load_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True, device: str = "cpu",
              dtype: str = "float32") -> tuple[DeepSupervision, RunConfig]:
-    """Load a run folder (its ``best``/``last``/``step_N`` checkpoint) or a checkpoint file.
+    """Load a run folder (its ``last`` (default) / ``best`` / ``step_N`` checkpoint) or a checkpoint file.
 
     With ``ema=True`` (default) the EMA weights are used when the run kept them, as the reference
-    evaluates. Returns the model in eval mode and the run's config.
+    evaluates. Returns the model in eval mode and the run's config; :func:`open_run` also says which
+    checkpoint was loaded and how it was chosen.
     """
-    p = Path(path)
-    if p.is_dir() and checkpoint == "best" and not (p / "checkpoints" / "best.pt").exists():
-        file = ckpt.latest_checkpoint(p)  # no evaluation gave a finite headline yet
-    else:
-        file = ckpt.find_checkpoint(p, checkpoint) if p.is_dir() else p
-    state = ckpt.load(file)
+    model, cfg, _ = open_run(path, checkpoint, ema, device, dtype)
+    return model, cfg
+
+
+def open_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True, device: str = "cpu",
+             dtype: str = "float32") -> tuple[DeepSupervision, RunConfig, ckpt.CheckpointChoice]:
+    """:func:`load_run`, plus the :class:`~trmlab.train.checkpoint.CheckpointChoice` (file, step, how chosen)."""
+    choice, state = ckpt.choose_checkpoint(path, checkpoint)
+    file = choice.file
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
         raise ckpt.CheckpointError(f"{file}: not a trmlab checkpoint (missing config/model)")
     cfg = RunConfig.from_dict(state["config"])
@@ -48,7 +58,7 @@ def load_run(path: str | os.PathLike, checkpoint: str = "best", ema: bool = True
     model.to(dev)
     model.set_forward_dtype(resolve_dtype(dtype, dev))
     model.eval()
-    return model, cfg
+    return model, cfg, choice
 
 
 @torch.no_grad()
@@ -72,12 +82,32 @@ def solve(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = No
             "logits": res["logits"]}
 
 
+def test_loader(cfg: RunConfig, data: str | os.PathLike, batch_size: Optional[int] = None):
+    """The test-split loader of ``data`` for evaluating a run with config ``cfg``: batches of
+    ``batch_size``, else the run's ``eval_batch_size``, else its global batch size capped at 256."""
+    from ..data.loader import TestLoader
+
+    return TestLoader(data, batch_size or cfg.train.eval_batch_size or min(cfg.train.global_batch_size, 256))
+
+
+def save_evaluation(run: str | os.PathLike, metrics: dict, checkpoint: str, n_supervision: int,
+                    halting: str) -> Path:
+    """Write an evaluation's metrics as ``<run>/eval_<checkpoint>_N<n_supervision>_<halting>.json`` (the
+    file reports, the index and 05-compare read) and return its path. Per-puzzle ``records`` are left out."""
+    path = Path(run) / f"eval_{checkpoint}_N{n_supervision}_{halting}.json"
+    write_json_atomic(path, {k: v for k, v in metrics.items() if k != "records"}, indent=2, sort_keys=True,
+                      default=float)
+    return path
+
+
 def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, halting: str = "max",
-                 checkpoint: str = "best", data: Optional[str] = None, batch_size: Optional[int] = None,
+                 checkpoint: str = "last", data: Optional[str] = None, batch_size: Optional[int] = None,
                  ema: bool = True, device: str = "auto", progress: bool = True,
                  arc_pool_votes: Optional[bool] = None) -> dict:
-    """Evaluate a run on its (or another) dataset's test split; also writes
-    ``eval_<checkpoint>_N<N>_<halting>.json`` in the run folder.
+    """Evaluate a run's checkpoint (default: the last) on its (or another) dataset's test split; also
+    writes ``eval_<checkpoint>_N<N>_<halting>.json`` in the run folder (:func:`save_evaluation`).
+    The metrics carry ``checkpoint`` (file), ``checkpoint_step`` and ``checkpoint_choice`` (how it was
+    chosen, e.g. "last checkpoint").
 
     ``halting``: ``"max"`` (every puzzle runs N steps, the reference) or ``"learned"`` (each puzzle stops
     at its own step and the compute is saved); see :func:`trmlab.eval.evaluate.evaluate` for the keys.
@@ -87,14 +117,13 @@ def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, h
     alone and ``ARC_pooled/pass@K`` of the votes of all of them (``arc_pooled_checkpoints`` lists
     them) -- what the reference reports at that checkpoint.
     """
-    from ..data.loader import TestLoader
     from ..eval.evaluate import HALTING, evaluate
 
     if halting not in HALTING:
         raise ValueError(f"halting must be one of {', '.join(HALTING)}, got {halting!r}")
-    model, cfg = load_run(path, checkpoint=checkpoint, ema=ema, device=device, dtype=cfg_dtype(device))
+    model, cfg, choice = open_run(path, checkpoint=checkpoint, ema=ema, device=device, dtype=cfg_dtype(device))
     root = data or cfg.data
-    loader = TestLoader(root, batch_size or cfg.train.eval_batch_size or min(cfg.train.global_batch_size, 256))
+    loader = test_loader(cfg, root, batch_size)
     pool = cfg.train.arc_pool_votes if arc_pool_votes is None else bool(arc_pool_votes)
     arc = None
     if "arc" in cfg.train.evaluators:
@@ -113,9 +142,9 @@ def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, h
     metrics = evaluate(model, loader, N, arc, dev, progress=progress, halting=halting)
     if arc is not None and pool:
         metrics["arc_pooled_checkpoints"] = [*pooled_from, checkpoint]
+    metrics.update(choice.as_dict())
     if p.is_dir():
-        write_json_atomic(p / f"eval_{checkpoint}_N{N}_{halting}.json", metrics, indent=2, sort_keys=True,
-                          default=float)
+        save_evaluation(p, metrics, checkpoint, N, halting)
     return metrics
 
 
@@ -140,9 +169,11 @@ def cfg_dtype(device: str) -> str:
 
 
 def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Optional[int] = None,
-               halting: str = "max") -> dict:
-    """Solve one puzzle given as text (a Sudoku string, a maze file, an ARC task file) with a run."""
-    model, cfg = load_run(path)
+               halting: str = "max", checkpoint: str = "last") -> dict:
+    """Solve one puzzle given as text (a Sudoku string, a maze file, an ARC task file) with a run's
+    checkpoint (default: the last); the result says which (``checkpoint``, ``checkpoint_step``,
+    ``checkpoint_choice``)."""
+    model, cfg, choice = open_run(path, checkpoint)
     n_supervision = n_supervision or cfg.train.eval_supervision or None
     seq_len = cfg.model.seq_len
     if kind == "sudoku":
@@ -185,4 +216,5 @@ def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Opt
         body = "\n".join(" ".join(str(int(v)) for v in row) for row in answer)
     else:
         raise ValueError(f"unknown puzzle kind {kind!r}")
-    return {"text": body, "answer": answer, "steps": int(out["steps"][0]), "halt_prob": float(out["halt_prob"][0])}
+    return {"text": body, "answer": answer, "steps": int(out["steps"][0]), "halt_prob": float(out["halt_prob"][0]),
+            **choice.as_dict()}

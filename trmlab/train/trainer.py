@@ -7,12 +7,18 @@
 * EMA after every step; evaluation and checkpoints every ``eval_interval`` epochs with the EMA weights;
 * total optimiser steps = floor(epochs * total_groups * mean_puzzle_examples / global_batch_size).
 
+Model selection (trmlab, not the reference): each evaluation scores the dataset's validation split
+(``val/``) and the test split. ``best.pt`` is the checkpoint with the best validation headline (first on
+ties); the test metrics are logged for reporting only (``for_selection: false``) and never choose a
+checkpoint. Without a validation split no ``best.pt`` is written and the last checkpoint is the result.
+Every checkpoint records ``selection`` (split, metric, best value and step, a sentence), and
+``metrics.jsonl`` gets a ``selection`` record after every evaluation.
+
 Everything a run produces lands in its folder: ``config.json``, ``metrics.jsonl``, ``checkpoints/``.
 ``train(cfg, out_dir)`` is the entry point (also under torchrun); ``resume(out_dir)`` continues a run.
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
@@ -23,7 +29,7 @@ import numpy as np
 import torch
 
 from ..config import RunConfig, load_config
-from ..data.format import read_build_info
+from ..data.format import VAL_SPLIT, has_split, read_build_info, read_identifiers, read_metadata
 from ..data.loader import TestLoader, TrainLoader
 from ..eval.evaluate import evaluate, headline
 from ..io import write_json_atomic
@@ -81,6 +87,7 @@ class Trainer:
         # evaluate (and checkpoint) after every eval_interval epochs' worth of steps, and at the end
         self.eval_steps = {max(1, round(k * self.total_steps / n_evals)) for k in range(1, n_evals + 1)}
         self.task = read_build_info(cfg.data).get("family", "")
+        self.has_val = has_split(cfg.data, VAL_SPLIT)
 
         torch.manual_seed(t.seed + self.dist.rank)
         self.model = build_model(cfg.model).to(self.device)
@@ -106,7 +113,9 @@ class Trainer:
         self.params = params
         self.step = 0
         self.carry: Optional[Carry] = None
-        self.best: Optional[float] = None
+        self.best: Optional[float] = None        # best validation headline so far (model selection)
+        self.best_step: Optional[int] = None
+        self.best_metric: Optional[str] = None
         self._arc = None
         self._forward = self.model
         self._compiled = False
@@ -177,12 +186,22 @@ class Trainer:
 
     # -- evaluation and checkpoints ----------------------------------------------------------------
 
-    def evaluate(self, n_supervision: Optional[int] = None, max_batches: Optional[int] = None) -> dict:
+    def evaluate(self, n_supervision: Optional[int] = None, max_batches: Optional[int] = None,
+                 split: str = "test") -> dict:
+        """Score the EMA (or raw) weights on ``split``: ``test`` (reported) or ``val`` (model selection)."""
         t = self.cfg.train
         N = n_supervision or t.eval_supervision or self.cfg.model.n_supervision
         loader = TestLoader(self.cfg.data, t.eval_batch_size or t.global_batch_size, rank=self.dist.rank,
-                            world_size=self.dist.world_size)
-        arc = self.arc_evaluator()
+                            world_size=self.dist.world_size, split=split)
+        arc = None
+        if "arc" in t.evaluators:
+            from ..eval.arc_vote import ArcEvaluator
+
+            if split == "test":
+                arc = self.arc_evaluator()  # one evaluator for the run: votes pooled when asked
+            else:  # the held-out training tasks of val_puzzles.json
+                arc = ArcEvaluator(read_identifiers(self.cfg.data), _read_json(Path(self.cfg.data) / f"{split}_puzzles.json"),
+                                   blank_id=read_metadata(self.cfg.data, split).blank_identifier_id)
         merge = (lambda s: D.all_gather_objects(s, self.dist)) if self.dist.distributed else None
         if self.ema is not None:
             with self.ema.applied():
@@ -223,25 +242,35 @@ class Trainer:
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
             "best": self.best,
+            "selection": self.selection(),
             "world_size": self.dist.world_size,
             "ranks": ranks,
         }
 
-    def save_checkpoint(self, metrics: Optional[dict] = None) -> Optional[Path]:
+    def selection(self) -> dict:
+        """How best.pt is chosen and where it stands (stored in every checkpoint, logged after evaluations)."""
+        metric = self.best_metric or ("ARC/pass@2" if "arc" in self.cfg.train.evaluators else "all/exact_accuracy")
+        return ckpt.selection_record(self.has_val, metric, self.best, self.best_step)
+
+    def save_checkpoint(self, metrics: Optional[dict] = None, val_metrics: Optional[dict] = None) -> Optional[Path]:
+        """Write ``step_N.pt`` and ``last.pt``; copy to ``best.pt`` when ``val_metrics`` (the validation
+        split's) beat the best so far. ``metrics`` (the test split's) are stored but choose nothing."""
+        improved = False
+        if val_metrics is not None:   # the same merged numbers on every rank
+            name, value = headline(val_metrics)
+            if ckpt.improves(value, self.best):
+                self.best, self.best_step, self.best_metric, improved = float(value), self.step, name, True
         state = self.state_dict()  # every rank takes part in the gather
         if not self.dist.is_main:
             return None
         cdir = self.out_dir / "checkpoints"
         path = cdir / f"step_{self.step}.pt"
         state["metrics"] = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        state["val_metrics"] = {k: v for k, v in (val_metrics or {}).items() if isinstance(v, (int, float))}
         ckpt.save_atomic(state, path)
         ckpt.copy_atomic(path, cdir / "last.pt")
-        if metrics is not None:
-            _, value = headline(metrics)
-            if value is not None and not (isinstance(value, float) and math.isnan(value)) and (
-                    self.best is None or value > self.best):
-                self.best = value
-                ckpt.copy_atomic(path, cdir / "best.pt")
+        if improved:
+            ckpt.copy_atomic(path, cdir / "best.pt")
         return path
 
     def _restore(self, path: Path) -> None:
@@ -259,7 +288,10 @@ class Trainer:
         for sch, s in zip(self.schedulers, state["schedulers"]):
             sch.load_state_dict(s)
         self.step = int(state["step"])
-        self.best = state.get("best")
+        sel = state.get("selection")
+        if sel is not None and sel.get("split") == VAL_SPLIT:
+            self.best, self.best_step, self.best_metric = sel["value"], sel["step"], sel["metric"]
+        # else: an older checkpoint whose "best" was a test-split number, or no validation split: start over
         mine = state["ranks"][self.dist.rank]
         torch.set_rng_state(mine["rng_torch"])
         if mine["rng_cuda"] is not None and self.device.type == "cuda":
@@ -298,15 +330,28 @@ class Trainer:
                 out_of_time = t.max_minutes > 0 and (time.time() - start) / 60 >= t.max_minutes
                 out_of_time = bool(D.reduce_sums({"t": float(out_of_time)}, self.dist)["t"])
                 if self.step in self.eval_steps or self.step == last_step or out_of_time:
+                    val_metrics = self.evaluate(split=VAL_SPLIT) if self.has_val else None
                     eval_metrics = self.evaluate()
-                    self.save_checkpoint(eval_metrics)
+                    self.save_checkpoint(eval_metrics, val_metrics)
                     if self.dist.is_main:
-                        self.logger.log(self.step, "eval", eval_metrics, epoch=round(self.loader.epoch, 4))
+                        epoch = round(self.loader.epoch, 4)
+                        if val_metrics is not None:
+                            self.logger.log(self.step, "val", val_metrics, epoch=epoch, for_selection=True)
+                        # the test split: logged for reporting, never used to choose a checkpoint
+                        self.logger.log(self.step, "eval", eval_metrics, epoch=epoch, for_selection=False)
+                        sel = self.selection()
+                        self.logger.log(self.step, "selection", {"best_step": sel["step"], "metric": sel["metric"],
+                                                                 "value": sel["value"], "choice": sel["text"]})
                         if self.on_log is not None:
                             self.on_log(self.step, "eval", eval_metrics)
                         if bar is not None:
                             name, value = headline(eval_metrics)
-                            bar.write(f"step {self.step}: eval {name} = {value:.4f}")
+                            val_text = ""
+                            if val_metrics is not None:
+                                vname, vvalue = headline(val_metrics)
+                                val_text = f"validation {vname} = {vvalue:.4f}; "
+                            bar.write(f"step {self.step}: {val_text}test {name} = {value:.4f} "
+                                      f"(reported, not used for selection)")
                 if out_of_time:
                     break
         finally:
@@ -343,6 +388,14 @@ def resume(out_dir: str | os.PathLike, overrides=None, progress: bool = True,
         return trainer.run()
     finally:
         D.teardown()
+
+
+def _read_json(path: Path):
+    import json
+
+    if not path.is_file():
+        raise TrainingError(f"{path}: file missing (the ARC evaluator of the validation split needs it)")
+    return json.loads(path.read_text())
 
 
 def _numpy_state() -> dict:
