@@ -5,7 +5,8 @@ import pytest
 from trmlab.trace.tasks import arc_encode, arc_spec, maze_spec, sudoku_spec
 from trmlab.viz.evaluation import (accuracy_by_steps_figure, failure_gallery_figure, halting_figure,
                                    halting_steps_figure)
-from trmlab.workbench.evaluation import Result, accuracy_by_step
+from trmlab.eval.metrics import wilson_interval
+from trmlab.workbench.evaluation import Result, accuracy_curve
 
 
 def synthetic_records(n=40, steps=6, seq_len=16, seed=0):
@@ -23,14 +24,35 @@ def synthetic_records(n=40, steps=6, seq_len=16, seed=0):
             "puzzle_identifiers": np.zeros(n, int), "q_halt": rng.normal(size=n)}
 
 
+def fixed_steps_metrics(rec):
+    """What a fixed-steps evaluation reports for these records (step<k>/..., all/...)."""
+    cbs = rec["correct_by_step"]
+    n, steps = cbs.shape
+    m = {"n_supervision": steps, "halting": "max"}
+    for k in range(1, steps + 1):
+        right = int(cbs[:, k - 1].sum())
+        lo, hi = wilson_interval(right, n)
+        m.update({f"step{k}/exact_accuracy": right / n, f"step{k}/exact_accuracy_low": lo,
+                  f"step{k}/exact_accuracy_high": hi, f"step{k}/count": n})
+    m.update({"all/" + key.split("/", 1)[1]: v for key, v in m.items() if key.startswith(f"step{steps}/")})
+    return m
+
+
+def learned_metrics(rec):
+    right, n = int(rec["correct_at_halt"].sum()), len(rec["halt_step"])
+    lo, hi = wilson_interval(right, n)
+    return {"halt/exact_accuracy": right / n, "halt/exact_accuracy_low": lo, "halt/exact_accuracy_high": hi,
+            "halt/count": n, "halt/mean_steps": float(rec["halt_step"].mean()), "halting": "learned"}
+
+
 def test_accuracy_curve_counts_and_wilson_band():
     rec = synthetic_records()
-    curve = accuracy_by_step(rec)
-    assert curve["steps"] == [1, 2, 3, 4, 5, 6]
+    curve = accuracy_curve(fixed_steps_metrics(rec))
+    assert curve["steps"] == [1, 2, 3, 4, 5, 6] and curve["count"] == 40
     expect = rec["correct_by_step"].mean(0)
     np.testing.assert_allclose(curve["accuracy"], expect)
     assert all(lo <= a <= hi for a, lo, hi in zip(curve["accuracy"], curve["low"], curve["high"]))
-    learned = Result("learned", 6, {}, rec).summary()
+    learned = Result("learned", 6, learned_metrics(rec), rec).summary()
     fig = accuracy_by_steps_figure([curve], train_steps=2, eval_steps=4, learned=[learned])
     line = [t for t in fig.data if t.mode == "lines+markers"][0]
     np.testing.assert_allclose(line.y, 100 * expect)
@@ -42,6 +64,8 @@ def test_accuracy_curve_counts_and_wilson_band():
     texts = [a.text for a in fig.layout.annotations]
     assert any("trained N_sup=2" in t for t in texts) and any("evaluated at 4" in t for t in texts)
     assert any("beyond" in t for t in texts)  # steps 5..6 are past the evaluation steps
+    with pytest.raises(ValueError, match="no step1/exact_accuracy"):
+        accuracy_curve(learned_metrics(rec) | {"n_supervision": 6})
 
 
 def test_accuracy_figure_rejects_ragged_curves():
@@ -53,10 +77,13 @@ def test_accuracy_figure_rejects_ragged_curves():
 
 def test_halting_figure_and_histogram_split_right_and_wrong():
     rec = synthetic_records()
-    rows = [Result("max", 6, {}, {**rec, "halt_step": np.full(40, 6),
-                                  "correct_at_halt": rec["correct_by_step"][:, -1]}).summary(),
-            Result("learned", 6, {}, rec).summary()]
-    assert rows[0]["mean_steps"] == 6 and rows[0]["saved_steps"] == 0
+    fixed, learned = Result("max", 6, fixed_steps_metrics(rec), rec), Result("learned", 6, learned_metrics(rec), rec)
+    rows = [fixed.summary(), learned.summary()]
+    assert rows[0]["mean_steps"] == 6 and rows[0]["compute_saved"] == 0
+    assert rows[0]["accuracy"] == rec["correct_by_step"][:, -1].mean()
+    assert rows[1]["compute_saved"] == pytest.approx(1 - rec["halt_step"].mean() / 6)
+    np.testing.assert_array_equal(fixed.answered()["correct"], rec["correct_by_step"][:, -1])
+    np.testing.assert_array_equal(learned.answered()["step"], rec["halt_step"])
     fig = halting_figure(rows)
     np.testing.assert_allclose(fig.data[0].y, [100 * r["accuracy"] for r in rows])
     hist = halting_steps_figure([{"label": "learned", "max_steps": 6, "halt_step": rec["halt_step"],
@@ -93,5 +120,5 @@ def test_failure_gallery_draws_puzzle_answer_truth_rows(task):
         assert tuple(answer[1, 1]) != tuple(truth[1, 1])
     if task.family == "arc":
         assert answer.shape[:2] == (4, 5)  # the 3x4 answer and its EOS row and column
-    with pytest.raises(ValueError, match="no puzzle"):
-        failure_gallery_figure(task, inputs[:0], preds[:0], labels[:0])
+    empty = failure_gallery_figure(task, inputs[:0], preds[:0], labels[:0])
+    assert not empty.data and "No failures" in empty.layout.annotations[0].text

@@ -186,8 +186,12 @@ def failure_gallery_figure(task: TaskSpec, inputs, preds, labels, captions: Opti
     k = inputs.shape[0]
     if not preds.shape[0] == labels.shape[0] == k:
         raise ValueError(f"failure_gallery_figure: {k} inputs, {preds.shape[0]} predictions, {labels.shape[0]} labels")
-    if k == 0:
-        raise ValueError("failure_gallery_figure: no puzzle to draw (no failures?)")
+    if k == 0:  # nothing failed: say so instead of an empty grid
+        fig = go.Figure()
+        fig.add_annotation(text="No failures: every puzzle evaluated was solved.", showarrow=False, font_size=16,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.update_layout(title=title, height=160, xaxis_visible=False, yaxis_visible=False, plot_bgcolor="white")
+        return fig
     captions = list(captions) if captions is not None else [f"puzzle {i}" for i in range(k)]
     if len(captions) != k:
         raise ValueError(f"failure_gallery_figure: {len(captions)} captions for {k} puzzles")

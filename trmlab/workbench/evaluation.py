@@ -26,6 +26,7 @@ import numpy as np
 from ..eval.evaluate import HALTING, evaluate
 from ..train.inference import cfg_dtype, open_run, save_evaluation, test_loader
 from ..trace.tasks import TaskSpec, dataset_task
+from ..viz.tables import Table
 from .notebook import resolve
 
 #: the ``halting`` parameter of the notebook -> the evaluations run at each step budget
@@ -155,6 +156,14 @@ class RunEvaluation:
     def halting_rows(self) -> list[dict]:
         """Fixed against learned halting: one row per evaluation, by budget then mode."""
         return [r.summary() for r in self._sorted()]
+
+    def halting_table(self) -> Table:
+        """:meth:`halting_rows` as a table."""
+        return Table(self.halting_rows(), title="Fixed steps and learned halting",
+                     columns=["label", "accuracy", "low", "high", "count", "token_accuracy", "mean_steps",
+                              "compute_saved"],
+                     headers=["evaluation", "exact accuracy", "95% low", "95% high", "puzzles", "token accuracy",
+                              "mean steps", "compute saved"])
 
     def halting_groups(self) -> list[dict]:
         """The halting step of each puzzle and whether its answer there was right, one group per
