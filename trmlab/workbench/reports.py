@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from ..io import atomic_write, write_json_atomic
-from .notebook import project_root, resolve
+from .notebook import display_path as _rel, project_root, resolve
 from .results import RunFolderError, read_notebooks, read_run
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -388,10 +388,3 @@ trmlab eval) with the checkpoint it used. Newest first.</p>
     index = out / "index.html"
     atomic_write(index, lambda f: f.write(page.encode("utf-8")))
     return index
-
-
-def _rel(p: str | os.PathLike) -> str:
-    try:
-        return str(Path(p).resolve().relative_to(project_root()))
-    except ValueError:
-        return str(p)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from .notebook import project_root, resolve
+from .notebook import display_path as _display_path, project_root, resolve
 
 KERNEL = "trmlab"
 
@@ -197,11 +197,3 @@ def run_notebook(notebook: str | os.PathLike, params: Optional[Mapping[str, Any]
         else:
             os.environ.pop("PYTHONPATH", None)
     return executed
-
-
-def _display_path(p: Path) -> str:
-    """``p`` relative to the project root when inside it (what notebooks' ``resolve`` expects)."""
-    try:
-        return str(Path(p).resolve().relative_to(project_root()))
-    except ValueError:
-        return str(p)
