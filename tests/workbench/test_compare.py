@@ -83,13 +83,14 @@ def test_final_metric_prefers_the_eval_file_at_the_runs_steps(two_runs, tmp_path
     n = json.loads((run / "config.json").read_text())["train"]["eval_supervision"]
     (run / f"eval_last_N{n}_max.json").write_text(json.dumps({
         "all/exact_accuracy": 0.75, "all/exact_accuracy_low": 0.5, "all/exact_accuracy_high": 0.9, "n_supervision": n,
-        "halting": "max", "checkpoint": "last", "checkpoint_step": 5}))
+        "halting": "max", "checkpoint": "last.pt", "checkpoint_step": 5, "checkpoint_choice": "last checkpoint"}))
     (run / f"eval_last_N{n + 4}_max.json").write_text(json.dumps({  # more steps: not the run's number
         "all/exact_accuracy": 0.9, "n_supervision": n + 4, "halting": "max"}))
     cmp = compare_runs([str(run)])
     fin = cmp.finals()[0]
     assert (fin["value"], fin["low"], fin["high"]) == (0.75, 0.5, 0.9)
-    assert fin["source"] == f"eval_last_N{n}_max.json (last checkpoint, step 5)"
+    assert fin["source"] == f"eval_last_N{n}_max.json (step 5: last checkpoint)"
+    assert cmp.runs[0].row()["eval_file"] == f"eval_last_N{n}_max.json"  # the index shows the same number
 
 
 def test_unknown_metric_lists_the_available_ones(two_runs):

@@ -6,10 +6,10 @@ holding runs, and returns a :class:`Comparison` whose methods give what :mod:`tr
 draws: training curves on shared axes, the final metric with its 95% interval, the runs' size, steps and
 wall time, and the configuration keys that differ.
 
-The final metric of a run comes from its eval JSON at the run's evaluation steps with fixed steps
-(``eval_<checkpoint>_N<N>_max.json``, written by 03-evaluate or ``trmlab eval``; the ``last``
-checkpoint first) when there is one, else from the last evaluation made during training; the table
-says which.
+The final metric of a run comes from its headline eval JSON (:attr:`RunSummary.headline_eval_file`:
+fixed steps at the run's evaluation steps, ``eval_<checkpoint>_N<N>_max.json`` written by 03-evaluate
+or ``trmlab eval``, the ``last`` checkpoint's first) when it has the metric, else from the last
+evaluation made during training; the table says which.
 """
 from __future__ import annotations
 
@@ -91,10 +91,6 @@ class Comparison:
     labels: list
     metric: str = DEFAULT_METRIC
 
-    def eval_steps(self, run: RunSummary) -> int:
-        t, m = run.config.get("train", {}), run.config.get("model", {})
-        return int(t.get("eval_supervision") or m.get("n_supervision") or 0)
-
     def curves(self, smooth: int = 0) -> list[dict]:
         """Per run: training loss and training exact accuracy (running mean over ``smooth`` steps; 0 =
         about 1/50 of the run) by optimiser step and minutes, and ``metric`` at each evaluation with
@@ -119,25 +115,23 @@ class Comparison:
         return out
 
     def final(self, run: RunSummary) -> dict:
-        """``metric`` of one run with its interval and where it was read from."""
-        n = self.eval_steps(run)
-        files = [(name, m) for name, m in run.eval_files.items()
-                 if m.get("n_supervision") == n and m.get("halting", "max") == "max" and m.get(self.metric) is not None]
-        if files:
-            files.sort(key=lambda f: (not f[0].startswith("eval_last_"), -(run.path / f[0]).stat().st_mtime))
-            name, m = files[0]
+        """``metric`` of one run with its interval and where it was read from: the run's headline eval
+        JSON (:attr:`RunSummary.headline_eval_file`) when it has the metric, else the training's last
+        evaluation that has it."""
+        name, m = run.headline_eval_file
+        if m.get(self.metric) is not None:
             value, low, high = _metric_rows(m, self.metric)
-            ck = m.get("checkpoint")
-            source = name + (f" ({ck} checkpoint" + (f", step {m['checkpoint_step']}" if m.get("checkpoint_step")
-                                                     is not None else "") + ")" if ck else "")
-        else:
-            ev = [e for e in run.evals if e.get(self.metric) is not None]
-            if not ev:
-                return {"value": None, "low": None, "high": None, "source": "no evaluation", "n_supervision": n}
-            value, low, high = _metric_rows(ev[-1], self.metric)
-            source = f"training's last evaluation (step {ev[-1]['step']})"
-            n = ev[-1].get("n_supervision", n)
-        return {"value": value, "low": low, "high": high, "source": source, "n_supervision": n}
+            step = m.get("checkpoint_step")
+            source = name + (f" (step {step}: {m['checkpoint_choice']})" if m.get("checkpoint_choice") else "")
+            return {"value": value, "low": low, "high": high, "source": source,
+                    "n_supervision": m.get("n_supervision"), "halting": m.get("halting", "max")}
+        ev = [e for e in run.evals if e.get(self.metric) is not None]
+        if not ev:
+            return {"value": None, "low": None, "high": None, "source": "no evaluation",
+                    "n_supervision": run.eval_steps, "halting": None}
+        value, low, high = _metric_rows(ev[-1], self.metric)
+        return {"value": value, "low": low, "high": high, "source": f"training's last evaluation (step {ev[-1]['step']})",
+                "n_supervision": ev[-1].get("n_supervision", run.eval_steps), "halting": "max"}
 
     def finals(self) -> list[dict]:
         return [{"label": label, **self.final(run)} for run, label in zip(self.runs, self.labels)]

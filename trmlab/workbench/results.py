@@ -7,6 +7,7 @@ Everything comes from the files a run leaves (never from notebook cell outputs):
                                (loss, accuracy, exact accuracy, mean halting steps per optimiser step)
                                and ``eval`` (exact accuracy by supervision step, intervals) records;
 * ``eval_*.json``              evaluations written by ``trmlab eval`` / ``evaluate_run`` (and 03-evaluate);
+                               the one that stands for the run is :attr:`RunSummary.headline_eval_file`;
 * ``<notebook>.ipynb``         notebooks executed for this run by ``trmlab run`` (papermill metadata:
                                parameters, status, duration, the exception of a failed cell).
 
@@ -80,6 +81,27 @@ class RunSummary:
         return name, self.eval_files[name]
 
     @property
+    def eval_steps(self) -> int:
+        """The supervision steps the run is evaluated at: ``train.eval_supervision``, else the model's N_sup."""
+        t, m = self.config.get("train", {}), self.config.get("model", {})
+        return int(t.get("eval_supervision") or m.get("n_supervision") or 0)
+
+    @property
+    def headline_eval_file(self) -> tuple[str, dict]:
+        """(file name, metrics) of the eval JSON that stands for the run: fixed steps (``halting`` max) at
+        the run's evaluation steps, the ``last`` checkpoint's first, then the newest; when there is no
+        such file, the newest eval JSON; ("", {}) when none. 03-evaluate also writes evaluations with
+        learned halting and with more steps: those never hide the run's own number."""
+        if not self.eval_files:
+            return "", {}
+        own = [n for n, m in self.eval_files.items()
+               if m.get("n_supervision") == self.eval_steps and m.get("halting", "max") == "max"]
+        if own:
+            name = max(own, key=lambda n: (n.startswith("eval_last_"), (self.path / n).stat().st_mtime))
+            return name, self.eval_files[name]
+        return self.latest_eval_file
+
+    @property
     def parameters(self) -> dict:
         """The parameters the training notebook was run with (02-train), else {}."""
         nb = self.notebooks.get("02-train")
@@ -91,9 +113,10 @@ class RunSummary:
         return [k for k, nb in self.notebooks.items() if nb.status == "failed"]
 
     def row(self) -> dict:
-        """One flat row: identity, size, progress, the training's last evaluation and the newest eval JSON."""
+        """One flat row: identity, size, progress, the training's last evaluation and the run's headline
+        eval JSON (:attr:`headline_eval_file`)."""
         fin = self.final_eval
-        ev_name, ev = self.latest_eval_file
+        ev_name, ev = self.headline_eval_file
         t = self.config.get("train", {})
         m = self.config.get("model", {})
         row: dict[str, Any] = {
