@@ -23,6 +23,7 @@ from trmlab.trace.tasks import TaskSpec
 from .grids import cell_panel, grid_axes, panel_traces, region
 
 RIGHT_COLOUR, WRONG_COLOUR, FIXED_COLOUR, LEARNED_COLOUR = "#2ca02c", "#d62728", "#1f77b4", "#ff7f0e"
+LEARNED_SHADES = [LEARNED_COLOUR, "#a0522d", "#e377c2", "#bcbd22"]  # one per learned-halting budget
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
 
 
@@ -68,7 +69,7 @@ def accuracy_by_steps_figure(curves: Sequence[dict], train_steps: Optional[int] 
         last = max(last, int(np.ceil(p["mean_steps"])))
         fig.add_trace(go.Scatter(
             x=[float(p["mean_steps"])], y=[100 * acc], mode="markers", name=p["label"],
-            marker=dict(symbol="diamond", size=12, color=p.get("colour") or LEARNED_COLOUR,
+            marker=dict(symbol="diamond", size=12, color=p.get("colour") or LEARNED_SHADES[j % len(LEARNED_SHADES)],
                         line=dict(width=1, color="#333")),
             error_y=dict(type="data", symmetric=False, array=[100 * (hi - acc)], arrayminus=[100 * (acc - lo)]),
             hovertext=[f"{p['label']}: {100 * acc:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] "
@@ -101,7 +102,7 @@ def halting_figure(rows: Sequence[dict], title: str = "Fixed steps against learn
     ``high`` and ``mean_steps`` (``max_steps`` optional, drawn as a tick)."""
     if not rows:
         raise ValueError("halting_figure: no evaluation to draw")
-    labels = [r["label"] for r in rows]
+    labels = [r["label"].replace(", ", "<br>") for r in rows]
     colours = [LEARNED_COLOUR if r["halting"] == "learned" else FIXED_COLOUR for r in rows]
     acc = np.array([r["accuracy"] for r in rows], float)
     lo = np.array([r["low"] for r in rows], float)

@@ -62,7 +62,7 @@ class Result:
     @property
     def label(self) -> str:
         return (f"fixed {self.n_supervision} steps" if self.halting == "max"
-                else f"learned halting, at most {self.n_supervision}")
+                else f"learned halting, ≤ {self.n_supervision} steps")
 
     def answered(self) -> dict:
         """Per puzzle: the step whose answer was given (N under fixed steps) and whether it was right."""
@@ -134,11 +134,12 @@ class RunEvaluation:
                  f"data:       {self.data} ({self.count} test puzzles, {self.task.name})",
                  f"steps:      trained with N_sup={self.train_steps}; evaluated at N={self.eval_steps}"
                  + (f" and at {top}" if top > self.eval_steps else "")]
-        for r in self.results:
+        lines.append("exact accuracy [95% CI], mean supervision steps used, file written:")
+        for r in self._sorted():
             s = r.summary()
-            where = f"saved to {r.saved_to.name}" if r.saved_to else "not saved"
-            lines.append(f"  {s['label']:<28} exact {100 * s['accuracy']:6.2f}% [{100 * s['low']:.2f}, "
-                         f"{100 * s['high']:.2f}] of {s['count']}; mean steps {s['mean_steps']:.2f}; {where}")
+            where = r.saved_to.name if r.saved_to else "not saved"
+            lines.append(f"  {s['label']:<27} {100 * s['accuracy']:6.2f}% [{100 * s['low']:5.2f}, "
+                         f"{100 * s['high']:6.2f}]  {s['mean_steps']:5.2f}  {where}")
         if self.not_saved:
             lines.append(f"not saved in the run folder: {self.not_saved}")
         return "\n".join(lines)
@@ -158,12 +159,13 @@ class RunEvaluation:
         return [r.summary() for r in self._sorted()]
 
     def halting_table(self) -> Table:
-        """:meth:`halting_rows` as a table."""
-        return Table(self.halting_rows(), title="Fixed steps and learned halting",
-                     columns=["label", "accuracy", "low", "high", "count", "token_accuracy", "mean_steps",
-                              "compute_saved"],
-                     headers=["evaluation", "exact accuracy", "95% low", "95% high", "puzzles", "token accuracy",
-                              "mean steps", "compute saved"])
+        """:meth:`halting_rows` as a table (percentages)."""
+        rows = [{"evaluation": r["label"],
+                 "exact accuracy [95% CI]": f"{100 * r['accuracy']:.1f}% [{100 * r['low']:.1f}, {100 * r['high']:.1f}]",
+                 "puzzles": r["count"], "token accuracy": f"{100 * r['token_accuracy']:.1f}%",
+                 "mean steps": f"{r['mean_steps']:.2f}", "compute saved": f"{100 * r['compute_saved']:.0f}%"}
+                for r in self.halting_rows()]
+        return Table(rows, title="Fixed steps and learned halting")
 
     def halting_groups(self) -> list[dict]:
         """The halting step of each puzzle and whether its answer there was right, one group per
