@@ -58,7 +58,11 @@ def test_comparison_reads_curves_finals_and_differences(two_runs):
     assert diff["train.lr"]["fast"] == 4e-3 and diff["train.lr"]["slow"] == 1e-3
     overview = {r["run"]: r for r in cmp.overview()}
     assert overview["fast"]["steps"] == 5 and overview["slow"]["steps"] == 3
-    assert overview["fast"]["parameters"] > 1000 and overview["fast"]["wall minutes"] >= 0
+    assert overview["fast"]["parameters"] > 1000 and float(overview["fast"]["wall minutes"]) >= 0
+    last = cmp.runs[0].evals[-1]
+    assert overview["fast"]["all/exact_accuracy [95% CI]"] == (
+        f"{last['all/exact_accuracy']:.3f} [{last['all/exact_accuracy_low']:.3f}, {last['all/exact_accuracy_high']:.3f}]")
+    assert (overview["fast"]["from"], overview["fast"]["checkpoint"]) == ("training's evaluation", "step 5")
     final = cmp.final(cmp.runs[0])
     last = cmp.runs[0].evals[-1]
     assert final["value"] == last["all/exact_accuracy"] and final["high"] == last["all/exact_accuracy_high"]
@@ -90,6 +94,7 @@ def test_final_metric_prefers_the_eval_file_at_the_runs_steps(two_runs, tmp_path
     fin = cmp.finals()[0]
     assert (fin["value"], fin["low"], fin["high"]) == (0.75, 0.5, 0.9)
     assert fin["source"] == f"eval_last_N{n}_max.json (step 5: last checkpoint)"
+    assert cmp.overview()[0]["from"] == f"eval_last_N{n}_max.json"
     assert cmp.runs[0].row()["eval_file"] == f"eval_last_N{n}_max.json"  # the index shows the same number
 
 

@@ -41,10 +41,10 @@ def curves_figure(curves: Sequence[dict], metric: str = "all/exact_accuracy", x:
     if not curves:
         raise ValueError("curves_figure: no run to draw")
     window = max((c["train"].get("window", 1) for c in curves), default=1)
-    smooth = f" (running mean of {window})" if window > 1 else ""
+    if window > 1:
+        title += f" (training: running mean of {window} steps)"
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07,
-                        subplot_titles=(f"training loss{smooth}", f"training exact accuracy{smooth}",
-                                        f"test {metric}"))
+                        subplot_titles=("training loss", "training exact accuracy", f"test {metric}"))
     for i, c in enumerate(curves):
         colour, label = run_colour(i), c["label"]
         tr, ev = c["train"], c["eval"]

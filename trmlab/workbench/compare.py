@@ -121,29 +121,37 @@ class Comparison:
         name, m = run.headline_eval_file
         if m.get(self.metric) is not None:
             value, low, high = _metric_rows(m, self.metric)
-            step = m.get("checkpoint_step")
-            source = name + (f" (step {step}: {m['checkpoint_choice']})" if m.get("checkpoint_choice") else "")
-            return {"value": value, "low": low, "high": high, "source": source,
+            checkpoint = (f"step {m.get('checkpoint_step')}: {m['checkpoint_choice']}" if m.get("checkpoint_choice")
+                          else "")
+            return {"value": value, "low": low, "high": high, "file": name, "checkpoint": checkpoint,
+                    "source": name + (f" ({checkpoint})" if checkpoint else ""),
                     "n_supervision": m.get("n_supervision"), "halting": m.get("halting", "max")}
         ev = [e for e in run.evals if e.get(self.metric) is not None]
         if not ev:
-            return {"value": None, "low": None, "high": None, "source": "no evaluation",
+            return {"value": None, "low": None, "high": None, "file": "", "checkpoint": "", "source": "no evaluation",
                     "n_supervision": run.eval_steps, "halting": None}
         value, low, high = _metric_rows(ev[-1], self.metric)
-        return {"value": value, "low": low, "high": high, "source": f"training's last evaluation (step {ev[-1]['step']})",
+        return {"value": value, "low": low, "high": high, "file": "", "checkpoint": f"step {ev[-1]['step']}",
+                "source": f"training's last evaluation (step {ev[-1]['step']})",
                 "n_supervision": ev[-1].get("n_supervision", run.eval_steps), "halting": "max"}
 
     def finals(self) -> list[dict]:
         return [{"label": label, **self.final(run)} for run, label in zip(self.runs, self.labels)]
 
     def overview(self) -> list[dict]:
-        """One row per run: what it is, its size, how long it trained, its final ``metric``."""
+        """One row per run: what it is, its size, how long it trained, its final ``metric`` with its
+        95% interval, and where that number comes from."""
         rows = []
         for run, label, fin in zip(self.runs, self.labels, self.finals()):
-            interval = "" if fin["low"] is None or fin["high"] is None else f"[{fin['low']:.3f}, {fin['high']:.3f}]"
+            value = "" if fin["value"] is None else f"{fin['value']:.3f}"
+            if value and fin["low"] is not None and fin["high"] is not None:
+                value += f" [{fin['low']:.3f}, {fin['high']:.3f}]"
             rows.append({"run": label, "preset": run.preset, "task": run.task, "parameters": run.n_params,
-                         "steps": run.steps, "wall minutes": None if run.wall_seconds is None else run.wall_seconds / 60,
-                         "N": fin["n_supervision"], self.metric: fin["value"], "95% CI": interval, "from": fin["source"]})
+                         "steps": run.steps,
+                         "wall minutes": "" if run.wall_seconds is None else f"{run.wall_seconds / 60:.2f}",
+                         "N": fin["n_supervision"], f"{self.metric} [95% CI]": value,
+                         "from": fin["file"] or ("training's evaluation" if fin["value"] is not None else "none"),
+                         "checkpoint": fin["checkpoint"]})
         return rows
 
     def differences(self) -> list[dict]:
