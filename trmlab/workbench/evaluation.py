@@ -138,8 +138,10 @@ class RunEvaluation:
         for r in self._sorted():
             s = r.summary()
             where = r.saved_to.name if r.saved_to else "not saved"
+            arc = "  ".join(f"{k} {100 * v:.2f}%" for k, v in sorted(r.metrics.items())
+                            if k.startswith(("ARC/pass@", "ARC_pooled/pass@")) and isinstance(v, float))
             lines.append(f"  {s['label']:<27} {100 * s['accuracy']:6.2f}% [{100 * s['low']:5.2f}, "
-                         f"{100 * s['high']:6.2f}]  {s['mean_steps']:5.2f}  {where}")
+                         f"{100 * s['high']:6.2f}]  {s['mean_steps']:5.2f}  {where}" + (f"\n{'':29}{arc}" if arc else ""))
         if self.not_saved:
             lines.append(f"not saved in the run folder: {self.not_saved}")
         return "\n".join(lines)
