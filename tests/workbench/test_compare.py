@@ -90,6 +90,8 @@ def test_final_metric_prefers_the_eval_file_at_the_runs_steps(two_runs, tmp_path
         "halting": "max", "checkpoint": "last.pt", "checkpoint_step": 5, "checkpoint_choice": "last checkpoint"}))
     (run / f"eval_last_N{n + 4}_max.json").write_text(json.dumps({  # more steps: not the run's number
         "all/exact_accuracy": 0.9, "n_supervision": n + 4, "halting": "max"}))
+    (run / f"eval_last_N{n}_learned.json").write_text(json.dumps({  # learned halting: not the run's number
+        "halt/exact_accuracy": 0.8, "n_supervision": n, "halting": "learned"}))
     cmp = compare_runs([str(run)])
     fin = cmp.finals()[0]
     assert (fin["value"], fin["low"], fin["high"]) == (0.75, 0.5, 0.9)
