@@ -14,16 +14,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def two_runs(tiny_sudoku4, tmp_path_factory):
-    """Two cpu_tiny runs of a few steps that differ in learning rate and steps, in one folder."""
+def two_runs(tiny_run, tiny_sudoku4, tmp_path_factory):
+    """Two cpu_tiny runs in one folder: the shared 4-step run ("slow") and one that differs in learning rate
+    and steps ("fast")."""
     from trmlab.config import get_preset
     from trmlab.train.trainer import train
 
     root = tmp_path_factory.mktemp("compare") / "runs"
-    for name, lr, steps in (("slow", 1e-3, 3), ("fast", 4e-3, 5)):
-        cfg = get_preset("cpu_tiny", {"data": str(tiny_sudoku4), "train.max_steps": steps, "train.lr": lr,
-                                      "train.wandb_mode": "disabled"})
-        train(cfg, root / name, progress=False)
+    shutil.copytree(tiny_run[0], root / "slow")
+    lr = json.loads((root / "slow" / "config.json").read_text())["train"]["lr"] * 2
+    cfg = get_preset("cpu_tiny", {"data": str(tiny_sudoku4), "train.max_steps": 5, "train.lr": lr,
+                                  "train.wandb_mode": "disabled"})
+    train(cfg, root / "fast", progress=False)
     return root
 
 
@@ -55,9 +57,9 @@ def test_comparison_reads_curves_finals_and_differences(two_runs):
     assert cmp.labels == ["fast", "slow"]
     diff = {r["key"]: r for r in cmp.differences()}
     assert set(diff) == {"train.lr", "train.max_steps"}
-    assert diff["train.lr"]["fast"] == 4e-3 and diff["train.lr"]["slow"] == 1e-3
+    assert diff["train.lr"]["fast"] == 2 * diff["train.lr"]["slow"]
     overview = {r["run"]: r for r in cmp.overview()}
-    assert overview["fast"]["steps"] == 5 and overview["slow"]["steps"] == 3
+    assert overview["fast"]["steps"] == 5 and overview["slow"]["steps"] == 4
     assert overview["fast"]["parameters"] > 1000 and float(overview["fast"]["wall minutes"]) >= 0
     last = cmp.runs[0].evals[-1]
     assert overview["fast"]["all/exact_accuracy [95% CI]"] == (
