@@ -305,6 +305,61 @@ def _add_data_commands(subparsers) -> argparse.ArgumentParser:
     return data
 
 
+def _params(pairs) -> dict:
+    from .workbench.runs import parse_value
+
+    out = {}
+    for key, value in pairs or []:
+        if key in out:
+            raise CliError(f"-p {key} given twice")
+        out[key] = parse_value(value)
+    return out
+
+
+def _run(args) -> int:
+    from .workbench.runs import run_notebook
+
+    path = run_notebook(args.notebook, _params(args.param), out=args.out, kernel=args.kernel,
+                        log_output=not args.quiet, progress=not args.quiet)
+    print(f"wrote {path}")
+    return 0
+
+
+def _sweep(args) -> int:
+    from .workbench.sweep import parse_grid, parse_seeds, sweep, sweep_commands
+
+    grid = parse_grid(args.grid or [])
+    seeds = parse_seeds(args.seeds) if args.seeds else []
+    if not grid and not seeds:
+        raise CliError("give at least one --grid KEY=V1,V2 or --seeds 0,1")
+    if args.print_commands:
+        for cmd in sweep_commands(args.notebook, grid, seeds, args.out, _params(args.param)):
+            print(cmd)
+        return 0
+    rows = sweep(args.notebook, grid, seeds, args.out, _params(args.param), log_output=args.verbose,
+                 progress=not args.quiet)
+    return 1 if any(r.get("status") != "finished" for r in rows) else 0
+
+
+def _report(args) -> int:
+    from .workbench.reports import report_runs, write_index
+
+    if not args.runs:
+        print(f"wrote {write_index(args.out)}")
+        return 0
+    notebooks = [n.strip() for n in args.notebooks.split(",")] if args.notebooks else None
+    report_runs(args.runs, out=args.out, notebooks=notebooks)
+    return 0
+
+
+def _demo(args) -> int:
+    from .workbench.demo import demo
+
+    demo(steps=args.steps, run=args.run, data=args.data, reports=args.reports, wandb_mode=args.wandb_mode,
+         eval_every=args.eval_every, log_output=not args.quiet, progress=not args.quiet)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trmlab", description="Tiny Recursion Model workbench")
     sub = p.add_subparsers(dest="command", required=True)
@@ -358,6 +413,58 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", default="last",
                    help="last (default) | best (chosen on the validation split) | step_N")
     s.set_defaults(func=_solve)
+
+    s = sub.add_parser("run", help="execute a parameterized notebook with papermill; the executed copy is kept",
+                       description="Runs NOTEBOOK (a path, or a name in notebooks/ such as 02-train) with papermill "
+                                   "and the 'trmlab' kernel. The executed notebook is written to RUN/<stem>.ipynb; "
+                                   "a cell that raises gives exit status 1 (the executed notebook shows it).")
+    s.add_argument("notebook")
+    s.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="a notebook parameter (values are parsed as Python/JSON literals when they are); a "
+                        "training config key (train.lr, n_latent_steps...) goes into the notebook's overrides")
+    s.add_argument("--out", help="the run folder (sets the notebook's `run` parameter)")
+    s.add_argument("--kernel", default="trmlab", help="Jupyter kernel (default trmlab)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar, no cell output on the terminal")
+    s.set_defaults(func=_run)
+
+    s = sub.add_parser("sweep", help="a grid of notebook runs (finished ones skipped) and a table of their results",
+                       description="One papermill run per grid cell, sequentially, each into OUT/<cell>; a second "
+                                   "invocation skips finished cells. Writes OUT/results.csv and OUT/results.json.")
+    s.add_argument("notebook")
+    s.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                   help="values of a notebook parameter or a training config key (repeatable)")
+    s.add_argument("--seeds", help="seeds, e.g. 0,1,2 (the notebook's `seed` parameter)")
+    s.add_argument("--out", required=True, help="the sweep folder")
+    s.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="a parameter fixed for every cell")
+    s.add_argument("--print-commands", action="store_true",
+                   help="print one `trmlab run ...` command per cell instead of running them")
+    s.add_argument("--verbose", action="store_true", help="show the notebooks' cell output")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=_sweep)
+
+    s = sub.add_parser("report", help="HTML reports of executed notebooks, plus reports/index.html",
+                       description="Exports every executed notebook in each RUN folder (or each .ipynb given) to "
+                                   "HTML that opens with no network and no kernel, and rewrites OUT/index.html.")
+    s.add_argument("runs", nargs="*", help="run folders or executed notebooks (none: only rewrite the index)")
+    s.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    s.add_argument("--notebooks", help="only these notebooks of each run, e.g. 02-train,03-evaluate")
+    s.set_defaults(func=_report)
+
+    from .workbench.demo import DEMO_DATA, DEMO_RUN, DEMO_STEPS
+
+    s = sub.add_parser("demo", help="the main job: 4x4 Sudoku data, training, evaluation, recursion, reports",
+                       description="Builds data/sudoku4 if missing, runs 02-train, 03-evaluate and 04-recursion "
+                                   "with papermill into the run folder (replacing an earlier demo run), writes "
+                                   "their reports and reports/index.html, and prints where the index is.")
+    s.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"optimiser steps (default {DEMO_STEPS})")
+    s.add_argument("--run", default=DEMO_RUN, help=f"run folder (default {DEMO_RUN})")
+    s.add_argument("--data", default=DEMO_DATA, help=f"dataset folder, built if missing (default {DEMO_DATA})")
+    s.add_argument("--reports", default="reports", help="reports folder (default reports/)")
+    s.add_argument("--eval-every", type=int, default=200, help="evaluate every this many steps (default 200)")
+    s.add_argument("--wandb-mode", default="offline", choices=("offline", "online", "disabled"))
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_demo)
     return p
 
 
@@ -374,6 +481,14 @@ def main(argv=None) -> int:
     except (CliError, ConfigError, DatasetError, CheckpointError, TrainingError, FileNotFoundError, ValueError) as e:
         print(f"trmlab {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        from .workbench.demo import DemoFailed
+        from .workbench.runs import NotebookFailed
+
+        if not isinstance(e, (NotebookFailed, DemoFailed)):
+            raise
+        print(f"trmlab {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"trmlab {args.command}: interrupted", file=sys.stderr)
         return 130

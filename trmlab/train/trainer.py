@@ -24,7 +24,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -62,10 +62,12 @@ def fill_from_metadata(cfg: RunConfig, meta) -> RunConfig:
 class Trainer:
     """Holds the whole training state; ``run()`` trains until the schedule (or a budget) ends."""
 
-    def __init__(self, cfg: RunConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True):
+    def __init__(self, cfg: RunConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
+                 on_log: Optional[Callable[[int, str, dict], None]] = None):
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self.progress = progress
+        self.on_log = on_log  # called on the main process as on_log(step, "train"|"eval", metrics) after each log
         t = cfg.train
         self.dist = D.setup(t.device)
         self.device = self.dist.device
@@ -326,6 +328,8 @@ class Trainer:
                 if self.dist.is_main:
                     if self.step % t.log_every == 0:
                         self.logger.log(self.step, "train", metrics, epoch=round(self.loader.epoch, 4))
+                        if self.on_log is not None:
+                            self.on_log(self.step, "train", metrics)
                     if bar is not None:
                         bar.update(1)
                         halted.update(metrics)
@@ -345,6 +349,8 @@ class Trainer:
                         sel = self.selection()
                         self.logger.log(self.step, "selection", {"best_step": sel["step"], "metric": sel["metric"],
                                                                  "value": sel["value"], "choice": sel["text"]})
+                        if self.on_log is not None:
+                            self.on_log(self.step, "eval", eval_metrics)
                         if bar is not None:
                             name, value = headline(eval_metrics)
                             val_text = ""
@@ -362,26 +368,29 @@ class Trainer:
         return eval_metrics
 
 
-def train(cfg: RunConfig, out_dir: str | os.PathLike, progress: bool = True) -> dict:
-    """Train ``cfg`` into ``out_dir``; returns the last evaluation's metrics. Works under torchrun."""
+def train(cfg: RunConfig, out_dir: str | os.PathLike, progress: bool = True,
+          on_log: Optional[Callable[[int, str, dict], None]] = None) -> dict:
+    """Train ``cfg`` into ``out_dir``; returns the last evaluation's metrics. Works under torchrun.
+    ``on_log(step, split, metrics)`` is called after every logged train/eval record (live curves)."""
     out_dir = Path(out_dir)
     if (out_dir / "checkpoints").is_dir() and any((out_dir / "checkpoints").glob("*.pt")):
         raise TrainingError(f"{out_dir} already holds a run; use resume (trmlab train --resume {out_dir}) "
                             f"or another --out")
-    trainer = Trainer(cfg, out_dir, progress=progress)
+    trainer = Trainer(cfg, out_dir, progress=progress, on_log=on_log)
     try:
         return trainer.run()
     finally:
         D.teardown()
 
 
-def resume(out_dir: str | os.PathLike, overrides=None, progress: bool = True) -> dict:
+def resume(out_dir: str | os.PathLike, overrides=None, progress: bool = True,
+           on_log: Optional[Callable[[int, str, dict], None]] = None) -> dict:
     """Continue the run in ``out_dir`` exactly where its last checkpoint left it."""
     from ..config import apply_overrides
 
     cfg = load_config(str(Path(out_dir) / "config.json"))
     cfg = apply_overrides(cfg, overrides)
-    trainer = Trainer(cfg, out_dir, resume=True, progress=progress)
+    trainer = Trainer(cfg, out_dir, resume=True, progress=progress, on_log=on_log)
     try:
         return trainer.run()
     finally:

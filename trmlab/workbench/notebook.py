@@ -40,3 +40,11 @@ def setup(plotly_inline: bool = True) -> Path:
 
         pio.renderers.default = "plotly_mimetype+notebook"
     return project_root()
+
+
+def display_path(path: str | os.PathLike, root: Optional[str | os.PathLike] = None) -> str:
+    """``path`` relative to the project root when it lies inside it (how notebooks take paths), else as is."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(root) if root is not None else project_root()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,390 @@
+"""HTML reports of executed notebooks that open with no network and no kernel, and ``reports/index.html``.
+
+>>> report_runs(["runs/demo-sudoku4"])          # reports/demo-sudoku4-02-train.html, ... + reports/index.html
+>>> export_report("runs/x/02-train.ipynb", "reports/x-02-train.html")
+
+A report is nbconvert's JupyterLab-style HTML with everything inline:
+
+* plotly figures: each figure's JSON is drawn by plotly.js, included once from the ``plotly`` package;
+* ipywidgets (progress bars, sliders, players): the widget state saved by papermill, drawn by the
+  ``@jupyter-widgets/html-manager`` embed script with require.js, both read from a local folder (see
+  :func:`widget_js_dir`: ``scripts/setup.sh`` fetches them once with npm) and anywidget's module (for
+  plotly's FigureWidget) from the ``anywidget`` package. Without that folder the report says so and
+  widgets show their text form; plotly figures still render;
+* no MathJax or Mermaid from a CDN: nothing on the page asks the network for anything.
+
+A notebook that failed gets a red banner naming the failing cell, and the cell shows its traceback.
+Next to each ``NAME.html`` a ``NAME.json`` holds what the index shows (run, task, preset, metrics,
+status, date); ``index.html`` lists every report of the folder, newest first.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import html
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+from ..io import atomic_write, write_json_atomic
+from .notebook import display_path as _rel, project_root, resolve
+from .results import RunFolderError, read_notebooks, read_run
+
+TEMPLATES = Path(__file__).parent / "templates"
+#: the widget scripts, their pinned npm packages and SHA-256 (checked by scripts/setup.sh when it fetches them)
+WIDGET_JS = {
+    "require.js": ("requirejs@2.3.8", "c1fc6b1d53af7522f78d664922abb32acac64ed0ecccb8f907f1e6fc7262563a"),
+    "embed-amd.js": ("@jupyter-widgets/html-manager@1.0.15",
+                     "ca87dff57c70ffb2658794fde0eab0e27e5f5472a1f5df7ab2b08e1039fc4b72"),
+}
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+class ReportError(ValueError):
+    """A report cannot be made; the message names the file."""
+
+
+@dataclass
+class ReportInfo:
+    """What the index shows for one report (also saved as NAME.json next to NAME.html)."""
+
+    html: str  # file name in the reports folder
+    title: str
+    notebook: str  # the notebook's stem, e.g. "03-evaluate"
+    run: str  # the run folder
+    task: str
+    preset: str
+    status: str  # ok | failed | unknown
+    error: str
+    date: str  # ISO time the notebook finished (or the report was written)
+    steps: Optional[int]
+    wall_minutes: Optional[float]
+    n_params: Optional[int]
+    exact_accuracy: Optional[float]  # training's last evaluation, all supervision steps
+    exact_accuracy_low: Optional[float]
+    exact_accuracy_high: Optional[float]
+    eval_supervision: Optional[int]
+    eval_file: str  # newest eval JSON of the run
+    eval_exact_accuracy: Optional[float]
+    eval_exact_accuracy_low: Optional[float]
+    eval_exact_accuracy_high: Optional[float]
+    eval_n_supervision: Optional[int]
+    eval_checkpoint: Optional[str]
+    eval_checkpoint_choice: Optional[str]
+    widgets: bool  # widget state was embedded with its renderer
+
+
+# -- the widget scripts --------------------------------------------------------------------------
+
+def widget_js_dir() -> Optional[Path]:
+    """The folder holding ``require.js`` and ``embed-amd.js``: ``$TRMLAB_WIDGET_JS``, else
+    ``<environment>/share/trmlab/widget-js`` (where scripts/setup.sh puts them), else the same under the
+    project's ``.venv``; None when none has both files."""
+    candidates = []
+    if os.environ.get("TRMLAB_WIDGET_JS"):
+        candidates.append(Path(os.environ["TRMLAB_WIDGET_JS"]))
+    candidates += [Path(sys.prefix) / "share" / "trmlab" / "widget-js",
+                   project_root() / ".venv" / "share" / "trmlab" / "widget-js"]
+    for c in candidates:
+        if all((c / f).is_file() for f in WIDGET_JS):
+            return c
+    return None
+
+
+#: where each script is inside its npm tarball (``npm pack`` names the tarballs this way)
+_TARBALLS = {"require.js": ("requirejs-2.3.8.tgz", "package/require.js"),
+             "embed-amd.js": ("jupyter-widgets-html-manager-1.0.15.tgz", "package/dist/embed-amd.js")}
+
+
+def install_widget_js(tarballs: str | os.PathLike, dest: Optional[str | os.PathLike] = None) -> Path:
+    """Take ``require.js`` and ``embed-amd.js`` out of the npm tarballs in folder ``tarballs`` (from
+    ``npm pack requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.15``), check their SHA-256 and put them
+    in ``dest`` (default ``<environment>/share/trmlab/widget-js``). Used by scripts/setup.sh."""
+    import hashlib
+    import tarfile
+
+    dest = Path(dest) if dest else Path(sys.prefix) / "share" / "trmlab" / "widget-js"
+    for name, (tgz, member) in _TARBALLS.items():
+        path = Path(tarballs) / tgz
+        if not path.is_file():
+            raise ReportError(f"{path}: missing (npm pack {WIDGET_JS[name][0]})")
+        with tarfile.open(path, "r:gz") as tar:
+            try:
+                data = tar.extractfile(member).read()
+            except (KeyError, AttributeError):
+                raise ReportError(f"{path}: has no {member}") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != WIDGET_JS[name][1]:
+            raise ReportError(f"{path}: {member} has SHA-256 {digest}, expected {WIDGET_JS[name][1]}")
+        atomic_write(dest / name, lambda f: f.write(data))
+    return dest
+
+
+def anywidget_module() -> str:
+    """anywidget's AMD module (shipped by the ``anywidget`` package for the classic notebook), named
+    ``anywidget`` so the html-manager finds it locally instead of asking a CDN."""
+    from importlib import resources
+
+    src = (resources.files("anywidget") / "nbextension" / "index.js").read_text()
+    anonymous = 'define(["@jupyter-widgets/base"]'
+    if anonymous not in src:
+        raise ReportError("anywidget/nbextension/index.js: unexpected layout (no AMD define of the module)")
+    head, _, tail = src.rpartition(anonymous)
+    return head + 'define("anywidget", ["@jupyter-widgets/base"]' + tail
+
+
+def _inline(js: str) -> str:
+    """Script text safe inside an inline <script> element."""
+    return js.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+
+
+# -- preparing the notebook -----------------------------------------------------------------------
+
+def _is_plotly_loader(output: dict) -> bool:
+    """plotly's notebook-renderer output that loads plotly.js (the report has one inline copy in its head)."""
+    data = output.get("data") or {}
+    text = data.get("text/html", "")
+    text = "".join(text) if isinstance(text, list) else text
+    return PLOTLY_MIME not in data and "window.PlotlyConfig" in text and (
+        "window.Plotly = Plotly" in text or "define('plotly'" in text)
+
+
+def prepare_notebook(nb, banner_html: str, keep_widgets: bool):
+    """A copy of ``nb`` for export: plotly figures re-drawn as plain plotly.js calls (no require.js), the
+    plotly loader outputs dropped, a banner cell first, widget state dropped unless ``keep_widgets``.
+    Returns (notebook, has_plotly)."""
+    import nbformat
+    import plotly.io as pio
+
+    nb = copy.deepcopy(nb)
+    has_plotly = False
+    for ci, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        outputs = []
+        for oi, out in enumerate(cell.get("outputs", [])):
+            if _is_plotly_loader(out):
+                continue
+            data = out.get("data") or {}
+            if PLOTLY_MIME in data:
+                has_plotly = True
+                fig = data[PLOTLY_MIME]
+                data["text/html"] = pio.to_html(fig, include_plotlyjs=False, full_html=False, validate=False,
+                                                auto_play=False, div_id=f"trmlab-plot-{ci}-{oi}")
+            outputs.append(out)
+        cell["outputs"] = outputs
+    if not keep_widgets and "widgets" in nb.metadata:
+        del nb.metadata["widgets"]
+    banner = nbformat.v4.new_markdown_cell(banner_html)
+    banner.metadata["tags"] = ["trmlab-banner"]
+    nb.cells.insert(0, banner)
+    return nb, has_plotly
+
+
+# -- one report -----------------------------------------------------------------------------------
+
+def export_report(notebook: str | os.PathLike, out_html: str | os.PathLike, title: str = "",
+                  banner_html: str = "") -> bool:
+    """Write the HTML report of an executed notebook to ``out_html``. Returns True when its widget
+    state was embedded with the widget renderer (False: no widgets, or the scripts are not installed)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from plotly.offline import get_plotlyjs
+
+    notebook = Path(notebook)
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except Exception as e:  # nbformat raises several kinds for a bad file
+        raise ReportError(f"{notebook}: not a readable notebook ({type(e).__name__}: {e})") from None
+    has_widgets = bool((nb.metadata.get("widgets") or {}).get("application/vnd.jupyter.widget-state+json"))
+    js_dir = widget_js_dir() if has_widgets else None
+    if has_widgets and js_dir is None:
+        banner_html += ("\n\n<p><i>The interactive widgets of this notebook are shown as text: the widget "
+                        "scripts are not installed (bash scripts/setup.sh fetches them with npm).</i></p>")
+    prepared, has_plotly = prepare_notebook(nb, banner_html, keep_widgets=js_dir is not None)
+    head, footer = [], []
+    if has_plotly:
+        head.append(_inline("window.PlotlyConfig = {MathJaxConfig: 'local'};\n" + get_plotlyjs()))
+    if js_dir is not None:
+        head.append(_inline((js_dir / "require.js").read_text()))
+        head.append(_inline(anywidget_module()))
+        footer.append(_inline((js_dir / "embed-amd.js").read_text()))
+    exporter = HTMLExporter(template_name="trmlab_report", extra_template_basedirs=[str(TEMPLATES)])
+    resources = {"trmlab_head_js": head, "trmlab_footer_js": footer,
+                 "metadata": {"name": title or notebook.stem}}
+    body, _ = exporter.from_notebook_node(prepared, resources=resources)
+    out_html = Path(out_html)
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_html, lambda f: f.write(body.encode("utf-8")))
+    return js_dir is not None
+
+
+def _banner(nb_rec, run_summary, notebook: Path) -> str:
+    lines = []
+    who = f"<b>{html.escape(notebook.stem)}</b>"
+    if run_summary is not None:
+        s = run_summary
+        bits = [f"run <code>{html.escape(_rel(s.path))}</code>"]
+        if s.task:
+            bits.append(f"task {html.escape(s.task)}")
+        if s.preset:
+            bits.append(f"preset {html.escape(s.preset)}")
+        if s.steps:
+            bits.append(f"{s.steps} optimiser steps")
+        who += " · " + " · ".join(bits)
+    if nb_rec is not None and nb_rec.end_time:
+        who += f" · finished {html.escape(nb_rec.end_time[:19].replace('T', ' '))}"
+    if nb_rec is not None and nb_rec.status == "failed":
+        lines.append(f"<div class='trmlab-banner failed'><b>This notebook failed.</b> {who}<br>"
+                     f"{html.escape(nb_rec.error or 'a cell raised an exception')} — the failing cell is "
+                     f"shown below with its traceback.</div>")
+    else:
+        lines.append(f"<div class='trmlab-banner'>{who}</div>")
+    return "\n".join(lines)
+
+
+def report_notebook(notebook: str | os.PathLike, out: str | os.PathLike = "reports", name: str = "") -> ReportInfo:
+    """The report of one executed notebook (its folder is taken as its run folder when it is one)."""
+    notebook = resolve(notebook)
+    if not notebook.is_file():
+        raise ReportError(f"{notebook}: no such notebook")
+    run_dir = notebook.parent
+    try:
+        summary = read_run(run_dir)
+    except RunFolderError:
+        summary = None
+    rec = read_notebooks(run_dir).get(notebook.stem)
+    out = resolve(out)
+    name = name or f"{run_dir.name}-{notebook.stem}"
+    title = f"{run_dir.name} · {notebook.stem}"
+    widgets = export_report(notebook, out / f"{name}.html", title=title, banner_html=_banner(rec, summary, notebook))
+    row = summary.row() if summary is not None else {}
+    date = (rec.end_time if rec is not None and rec.end_time else
+            _dt.datetime.fromtimestamp(notebook.stat().st_mtime).isoformat(timespec="seconds"))
+    info = ReportInfo(
+        html=f"{name}.html", title=title, notebook=notebook.stem, run=_rel(run_dir), task=row.get("task", ""),
+        preset=row.get("preset", ""), status=rec.status if rec is not None else "unknown",
+        error=rec.error if rec is not None else "", date=date[:19],
+        steps=row.get("steps"), wall_minutes=row.get("wall_minutes"), n_params=row.get("n_params"),
+        exact_accuracy=row.get("exact_accuracy"), exact_accuracy_low=row.get("exact_accuracy_low"),
+        exact_accuracy_high=row.get("exact_accuracy_high"), eval_supervision=row.get("eval_supervision"),
+        eval_file=row.get("eval_file", ""), eval_exact_accuracy=row.get("eval_exact_accuracy"),
+        eval_exact_accuracy_low=row.get("eval_exact_accuracy_low"),
+        eval_exact_accuracy_high=row.get("eval_exact_accuracy_high"),
+        eval_n_supervision=row.get("eval_n_supervision"), eval_checkpoint=row.get("eval_checkpoint"),
+        eval_checkpoint_choice=row.get("eval_checkpoint_choice"), widgets=widgets)
+    write_json_atomic(out / f"{name}.json", asdict(info), indent=2, sort_keys=True)
+    return info
+
+
+def report_runs(paths: Iterable[str | os.PathLike], out: str | os.PathLike = "reports",
+                notebooks: Optional[list[str]] = None, echo=print) -> list[ReportInfo]:
+    """Reports of the executed notebooks in each run folder (or of notebook files given directly),
+    then ``index.html``. ``notebooks``: only these stems (default: every executed notebook)."""
+    infos = []
+    for p in paths:
+        p = resolve(p)
+        if p.is_file() and p.suffix == ".ipynb":
+            files = [p]
+        elif p.is_dir():
+            files = sorted(p.glob("*.ipynb"))
+            if notebooks:
+                files = [f for f in files if f.stem in notebooks]
+            if not files:
+                raise ReportError(f"{p}: no executed notebook in this folder (run one with `trmlab run NOTEBOOK "
+                                  f"--out {_rel(p)}`)")
+        else:
+            raise ReportError(f"{p}: no such run folder or notebook")
+        for f in files:
+            info = report_notebook(f, out)
+            echo(f"wrote {_rel(resolve(out) / info.html)}" + (" (FAILED notebook)" if info.status == "failed" else ""))
+            infos.append(info)
+    index = write_index(out)
+    echo(f"wrote {_rel(index)}")
+    return infos
+
+
+# -- the index ------------------------------------------------------------------------------------
+
+def read_index_entries(out: str | os.PathLike = "reports") -> list[ReportInfo]:
+    """Every report of the folder that still has its HTML, newest first."""
+    out = resolve(out)
+    entries = []
+    fields = set(ReportInfo.__dataclass_fields__)
+    for f in sorted(out.glob("*.json")):
+        try:
+            d = json.loads(f.read_text())
+        except json.JSONDecodeError as e:
+            raise ReportError(f"{f}: not valid JSON ({e})") from None
+        if not isinstance(d, dict) or not {"html", "title", "date"} <= set(d):
+            continue  # not one of ours
+        if not (out / d["html"]).is_file():
+            continue
+        entries.append(ReportInfo(**{k: d.get(k) for k in fields}))
+    entries.sort(key=lambda e: (e.date or "", e.html), reverse=True)
+    return entries
+
+
+def _pct(v, lo=None, hi=None) -> str:
+    if v is None:
+        return ""
+    s = f"{100 * v:.1f}%"
+    if lo is not None and hi is not None:
+        s += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return s
+
+
+def write_index(out: str | os.PathLike = "reports") -> Path:
+    """``<out>/index.html``: one row per report, newest first (task, preset, notebook, status, key
+    metrics, date). A static page with no script."""
+    out = resolve(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for e in read_index_entries(out):
+        status = ("<span class='failed'>failed</span>" if e.status == "failed" else html.escape(e.status))
+        train = _pct(e.exact_accuracy, e.exact_accuracy_low, e.exact_accuracy_high)
+        if train and e.eval_supervision:
+            train += f" @ {e.eval_supervision} steps"
+        ev = _pct(e.eval_exact_accuracy, e.eval_exact_accuracy_low, e.eval_exact_accuracy_high)
+        if ev and e.eval_n_supervision:
+            ev += f" @ {e.eval_n_supervision} steps"
+        if ev and e.eval_checkpoint:
+            ev += f" · checkpoint {html.escape(str(e.eval_checkpoint))}"
+            if e.eval_checkpoint_choice:
+                ev += f" ({html.escape(str(e.eval_checkpoint_choice))})"
+        size = f"{e.n_params:,}" if e.n_params else ""
+        rows.append(
+            f"<tr><td><a href='{html.escape(e.html)}'>{html.escape(e.title)}</a></td>"
+            f"<td>{html.escape(e.task or '')}</td><td>{html.escape(e.preset or '')}</td>"
+            f"<td>{html.escape(e.notebook)}</td><td>{status}</td><td>{e.steps or ''}</td>"
+            f"<td>{'' if e.wall_minutes is None else f'{e.wall_minutes:.1f}'}</td><td>{size}</td>"
+            f"<td>{train}</td><td>{ev}</td><td>{html.escape((e.date or '').replace('T', ' '))}</td></tr>")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>trmlab reports</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
+table {{ border-collapse: collapse; font-size: 14px; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 6px 10px; text-align: left; vertical-align: top; }}
+th {{ background: #f3f3f3; }}
+.failed {{ color: #c62828; font-weight: bold; }}
+p.note {{ color: #555; max-width: 70em; }}
+</style></head><body>
+<h1>trmlab reports</h1>
+<p class="note">Each report is an executed notebook (papermill) exported to HTML with its figures and widgets;
+it opens with no network and no kernel. <i>training eval</i>: test exact accuracy at the last evaluation
+during training, with its 95% interval; <i>evaluation</i>: the run's newest evaluation file (03-evaluate /
+trmlab eval) with the checkpoint it used. Newest first.</p>
+<table id="reports"><thead><tr><th>report</th><th>task</th><th>preset</th><th>notebook</th><th>status</th>
+<th>steps</th><th>minutes</th><th>parameters</th><th>training eval (exact)</th><th>evaluation (exact)</th>
+<th>date</th></tr></thead>
+<tbody>
+{chr(10).join(rows) if rows else "<tr><td colspan='11'>no reports yet: trmlab report RUN_DIR</td></tr>"}
+</tbody></table>
+</body></html>
+"""
+    index = out / "index.html"
+    atomic_write(index, lambda f: f.write(page.encode("utf-8")))
+    return index

@@ -1,0 +1,218 @@
+"""A grid of notebook runs (papermill), one run folder per cell, and one table of their results.
+
+>>> sweep("02-train", {"train.lr": [1e-3, 2e-3], "n_latent_steps": [2, 3]}, seeds=[0, 1], out="runs/lr-n")
+>>> sweep_commands("02-train", {...}, seeds=[0, 1], out="runs/lr-n")   # one `trmlab run ...` per cell
+
+* Each cell is one combination of the grid values and one seed; its run folder is
+  ``<out>/<key>=<value>_..._seed=<s>`` and its executed notebook is kept there.
+* A cell is finished when its executed notebook completed without error; running the sweep again
+  skips finished cells (a failed cell's folder is moved aside to ``<cell>.failed-<time>`` and rerun).
+* ``<out>/results.csv`` and ``<out>/results.json``: one row per cell (the grid values, the seed, the
+  status, and :meth:`~trmlab.workbench.results.RunSummary.row` of its run folder).
+* Grid keys are notebook parameters (``steps``, ``preset``...) or training configuration keys, which
+  go into the notebook's ``overrides`` (``train.lr``, ``model.hidden_size``, ``arch.L_cycles``...). An
+  ablation study is a sweep over model switches, e.g. ``--grid preset=cpu_sudoku4,cpu_mlp_sudoku4,cpu_hrm_sudoku4``.
+* ``sweep_commands`` prints the same cells as shell commands for a scheduler or a GPU machine (each
+  may be wrapped in ``torchrun``); running ``trmlab sweep`` again afterwards only collects the table.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from ..io import atomic_write, write_json_atomic
+from .notebook import display_path as _rel, resolve
+from .results import RunFolderError, read_notebooks, read_run
+from .runs import NotebookFailed, find_notebook, parse_value, run_notebook, split_parameters
+
+
+class SweepError(ValueError):
+    """A bad grid specification; the message names the part."""
+
+
+@dataclass
+class Cell:
+    name: str
+    params: dict  # grid values + seed (+ the fixed parameters)
+    grid: dict  # only the values that vary
+    run_dir: Path
+
+
+def parse_grid(specs: Sequence[str]) -> dict[str, list]:
+    """``["train.lr=1e-3,2e-3", "steps=100"]`` -> ``{"train.lr": [0.001, 0.002], "steps": [100]}``."""
+    grid: dict[str, list] = {}
+    for spec in specs:
+        if "=" not in spec:
+            raise SweepError(f"--grid {spec!r}: expected KEY=V1,V2,...")
+        key, _, values = spec.partition("=")
+        key = key.strip()
+        if not key or not values.strip():
+            raise SweepError(f"--grid {spec!r}: expected KEY=V1,V2,...")
+        if key in grid:
+            raise SweepError(f"--grid: key {key!r} given twice")
+        grid[key] = [parse_value(v.strip()) for v in _split_values(values)]
+    return grid
+
+
+def _split_values(text: str) -> list[str]:
+    """Split on commas outside brackets/braces/quotes (so a dict or list value stays whole)."""
+    out, depth, cur, quote = [], 0, "", ""
+    for ch in text:
+        if quote:
+            cur += ch
+            quote = "" if ch == quote else quote
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return [v for v in out if v.strip()]
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SweepError(f"--seeds {text!r}: expected integers separated by commas, e.g. 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise SweepError(f"--seeds {text!r}: a seed is repeated")
+    return seeds
+
+
+def _slug(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-") or "x"
+
+
+def plan(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequence[int]], out: str,
+         params: Optional[Mapping[str, Any]] = None) -> list[Cell]:
+    """The cells of the sweep, in order (the grid's product, then the seeds)."""
+    path = find_notebook(notebook)
+    fixed = dict(params or {})
+    for k in grid:
+        if k in fixed:
+            raise SweepError(f"{k!r} is both a grid key and a fixed parameter")
+    if seeds and ("seed" in grid or "seed" in fixed):
+        raise SweepError("give the seeds with --seeds or as a grid key 'seed', not both")
+    keys = list(grid)
+    for k in keys:
+        if not grid[k]:
+            raise SweepError(f"--grid {k}: no values")
+    seeds = list(seeds) if seeds else []
+    cells = []
+    out_dir = resolve(out)
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        for seed in (seeds or [None]):
+            g = dict(zip(keys, combo))
+            if seed is not None:
+                g["seed"] = seed
+            name = "_".join(f"{_slug(k)}={_slug(v)}" for k, v in g.items()) or "run"
+            p = {**fixed, **g}
+            split_parameters(path, p)  # every key must be a notebook parameter or a config key
+            cells.append(Cell(name=name, params=p, grid=g, run_dir=out_dir / name))
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):
+        raise SweepError("two cells of the grid get the same folder name; make the values differ")
+    return cells
+
+
+def cell_status(cell: Cell, notebook_stem: str) -> str:
+    """``finished`` | ``failed`` | ``pending``: from the executed notebook kept in the cell's folder."""
+    nb = read_notebooks(cell.run_dir).get(notebook_stem) if cell.run_dir.is_dir() else None
+    if nb is None:
+        return "pending" if not cell.run_dir.exists() or not any(cell.run_dir.iterdir()) else "failed"
+    return {"ok": "finished", "failed": "failed"}.get(nb.status, "failed")
+
+
+def sweep_commands(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequence[int]], out: str,
+                   params: Optional[Mapping[str, Any]] = None, program: str = "trmlab") -> list[str]:
+    """One ``trmlab run NOTEBOOK --out CELL -p KEY VALUE ...`` command per cell."""
+    path = find_notebook(notebook)
+    cmds = []
+    for c in plan(notebook, grid, seeds, out, params):
+        args = [program, "run", _rel(path), "--out", _rel(c.run_dir)]
+        for k, v in c.params.items():
+            args += ["-p", k, v if isinstance(v, str) else json.dumps(v)]
+        cmds.append(" ".join(shlex.quote(str(a)) for a in args))
+    return cmds
+
+
+def sweep(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequence[int]], out: str,
+          params: Optional[Mapping[str, Any]] = None, echo: Callable = print, log_output: bool = False,
+          progress: bool = True) -> list[dict]:
+    """Run every unfinished cell (sequentially), then write the results table. Returns its rows."""
+    path = find_notebook(notebook)
+    cells = plan(notebook, grid, seeds, out, params)
+    out_dir = resolve(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ran = skipped = failed = 0
+    for i, c in enumerate(cells, 1):
+        status = cell_status(c, path.stem)
+        if status == "finished":
+            skipped += 1
+            echo(f"[{i}/{len(cells)}] {c.name}: finished, skipped")
+            continue
+        if status == "failed":
+            aside = c.run_dir.with_name(f"{c.name}.failed-{time.strftime('%Y%m%d-%H%M%S')}")
+            c.run_dir.rename(aside)
+            echo(f"[{i}/{len(cells)}] {c.name}: an earlier try failed, moved to {aside.name}")
+        echo(f"[{i}/{len(cells)}] {c.name}: running")
+        ran += 1
+        try:
+            run_notebook(path, c.params, out=c.run_dir, log_output=log_output, progress=progress, echo=echo)
+        except NotebookFailed as e:
+            failed += 1
+            echo(f"[{i}/{len(cells)}] {c.name}: FAILED: {e}")
+    rows = collect(cells, path.stem)
+    csv_path, json_path = write_table(rows, out_dir)
+    echo(f"{len(cells)} cells: {ran} ran ({failed} failed), {skipped} already finished; "
+         f"wrote {_rel(csv_path)} and {_rel(json_path)}")
+    return rows
+
+
+def collect(cells: Sequence[Cell], notebook_stem: str) -> list[dict]:
+    """One row per cell: its grid values, status, and its run folder's summary row."""
+    rows = []
+    for c in cells:
+        row: dict[str, Any] = {"cell": c.name, **{f"grid.{k}": v for k, v in c.grid.items()},
+                               "status": cell_status(c, notebook_stem)}
+        try:
+            summary = read_run(c.run_dir)
+            row.update(summary.row())
+        except RunFolderError as e:
+            row["error"] = str(e)
+        rows.append(row)
+    return rows
+
+
+def write_table(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
+    """``results.csv`` (columns: the union of the rows' keys, in first-seen order) and ``results.json``."""
+    columns: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in columns:
+                columns.append(k)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()})
+    csv_path = atomic_write(out_dir / "results.csv", lambda f: f.write(buf.getvalue().encode("utf-8")))
+    json_path = write_json_atomic(out_dir / "results.json", rows, indent=2, default=str)
+    return csv_path, json_path
