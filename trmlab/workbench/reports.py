@@ -39,6 +39,13 @@ WIDGET_JS = {
     "require.js": ("requirejs@2.3.8", "c1fc6b1d53af7522f78d664922abb32acac64ed0ecccb8f907f1e6fc7262563a"),
     "embed-amd.js": ("@jupyter-widgets/html-manager@1.0.15",
                      "ca87dff57c70ffb2658794fde0eab0e27e5f5472a1f5df7ab2b08e1039fc4b72"),
+    # the icon fonts the widget styles load (Font Awesome, Lato), inlined into the script at export
+    "1551f4f60c37af51121f.woff2": ("@jupyter-widgets/html-manager@1.0.15",
+                                   "9834b82ad26e2a37583d22676a12dd2eb0fe7c80356a2114d0db1aa8b3899537"),
+    "7a3337626410ca2f4071.woff2": ("@jupyter-widgets/html-manager@1.0.15",
+                                   "e42a88444448ac3d60549cc7c1ff2c8a9cac721034c073d80a14a44e79730cca"),
+    "d878b0a6a1144760244f.woff2": ("@jupyter-widgets/html-manager@1.0.15",
+                                   "8ea8791754915a898a3100e63e32978a6d1763be6df8e73a39d3a90d691cdeef"),
 }
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
@@ -95,8 +102,8 @@ def widget_js_dir() -> Optional[Path]:
 
 
 #: where each script is inside its npm tarball (``npm pack`` names the tarballs this way)
-_TARBALLS = {"require.js": ("requirejs-2.3.8.tgz", "package/require.js"),
-             "embed-amd.js": ("jupyter-widgets-html-manager-1.0.15.tgz", "package/dist/embed-amd.js")}
+_TARBALLS = {name: ("jupyter-widgets-html-manager-1.0.15.tgz", f"package/dist/{name}") for name in WIDGET_JS}
+_TARBALLS["require.js"] = ("requirejs-2.3.8.tgz", "package/require.js")
 
 
 def install_widget_js(tarballs: str | os.PathLike, dest: Optional[str | os.PathLike] = None) -> Path:
@@ -134,6 +141,18 @@ def anywidget_module() -> str:
         raise ReportError("anywidget/nbextension/index.js: unexpected layout (no AMD define of the module)")
     head, _, tail = src.rpartition(anonymous)
     return head + 'define("anywidget", ["@jupyter-widgets/base"]' + tail
+
+
+def widget_renderer(js_dir: Path) -> str:
+    """embed-amd.js with its font files inlined as data: URLs (webpack would fetch them next to the script)."""
+    import base64
+    import re
+
+    js = (js_dir / "embed-amd.js").read_text()
+    for font in sorted(js_dir.glob("*.woff2")):
+        url = "data:font/woff2;base64," + base64.b64encode(font.read_bytes()).decode("ascii")
+        js = re.sub(r'\b\w+\.p\+"' + re.escape(font.name) + '"', json.dumps(url), js)
+    return js
 
 
 def _inline(js: str) -> str:
@@ -211,7 +230,7 @@ def export_report(notebook: str | os.PathLike, out_html: str | os.PathLike, titl
     if js_dir is not None:
         head.append(_inline((js_dir / "require.js").read_text()))
         head.append(_inline(anywidget_module()))
-        footer.append(_inline((js_dir / "embed-amd.js").read_text()))
+        footer.append(_inline(widget_renderer(js_dir)))
     exporter = HTMLExporter(template_name="trmlab_report", extra_template_basedirs=[str(TEMPLATES)])
     resources = {"trmlab_head_js": head, "trmlab_footer_js": footer,
                  "metadata": {"name": title or notebook.stem}}
