@@ -171,6 +171,35 @@ def _is_plotly_loader(output: dict) -> bool:
         "window.Plotly = Plotly" in text or "define('plotly'" in text)
 
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def prune_widget_state(nb) -> int:
+    """Drop widget models no output shows (directly or through another shown model), e.g. a live
+    figure that was replaced by a plain one when training ended. Returns how many were dropped."""
+    import re
+
+    bundle = (nb.metadata.get("widgets") or {}).get(WIDGET_STATE)
+    if not bundle or "state" not in bundle:
+        return 0
+    state = bundle["state"]
+    todo = [o["data"][WIDGET_VIEW]["model_id"] for c in nb.cells for o in c.get("outputs", [])
+            if WIDGET_VIEW in (o.get("data") or {})]
+    keep: set = set()
+    ref = re.compile(r'IPY_MODEL_([0-9a-f]{8,})|"model_id":\s*"([0-9a-f]{8,})"')
+    while todo:
+        mid = todo.pop()
+        if mid in keep or mid not in state:
+            continue
+        keep.add(mid)
+        for a, b in ref.findall(json.dumps(state[mid])):
+            todo.append(a or b)
+    dropped = len(state) - len(keep)
+    bundle["state"] = {k: v for k, v in state.items() if k in keep}
+    return dropped
+
+
 def prepare_notebook(nb, banner_html: str, keep_widgets: bool):
     """A copy of ``nb`` for export: plotly figures re-drawn as plain plotly.js calls (no require.js), the
     plotly loader outputs dropped, a banner cell first, widget state dropped unless ``keep_widgets``.
@@ -197,6 +226,8 @@ def prepare_notebook(nb, banner_html: str, keep_widgets: bool):
         cell["outputs"] = outputs
     if not keep_widgets and "widgets" in nb.metadata:
         del nb.metadata["widgets"]
+    elif keep_widgets:
+        prune_widget_state(nb)
     banner = nbformat.v4.new_markdown_cell(banner_html)
     banner.metadata["tags"] = ["trmlab-banner"]
     nb.cells.insert(0, banner)
