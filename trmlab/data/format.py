@@ -36,6 +36,11 @@ class DataBuildError(DatasetError):
     """A builder met bad input (the message names the file and row / task id) or was refused."""
 
 
+class PuzzleFormatError(ValueError):
+    """A puzzle given as text (typed, pasted, a file, a CSV row) is malformed; the message says what is
+    wrong and where (rows and columns count from 1)."""
+
+
 @dataclasses.dataclass
 class DatasetMetadata:
     """The reference's ``PuzzleDatasetMetadata`` (``dataset.json``); ``total_puzzles`` is absent in HRM's."""
@@ -159,15 +164,19 @@ def _check_tokens(path: Path, arr: np.ndarray, vocab: int, lo: int, chunk: int =
                                f"is outside 0..{vocab - 1} (vocab_size {vocab})")
 
 
-def read_metadata(root, split: str) -> DatasetMetadata:
-    path = Path(root) / split / "dataset.json"
+def _load_json(path: Path, missing: str) -> Any:
+    """A JSON file of a dataset folder; DatasetError naming the file when it is missing or not JSON."""
     if not path.is_file():
-        raise DatasetError(f"{path}: file missing (is {root} a dataset folder?)")
+        raise DatasetError(f"{path}: file missing{missing}")
     try:
-        d = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}: not valid JSON ({e})") from None
-    return DatasetMetadata.from_dict(d, str(path))
+
+
+def read_metadata(root, split: str) -> DatasetMetadata:
+    path = Path(root) / split / "dataset.json"
+    return DatasetMetadata.from_dict(_load_json(path, f" (is {root} a dataset folder?)"), str(path))
 
 
 def open_split(root, split: str = "train", mmap: bool = True, check_tokens: bool = True) -> PuzzleSplit:
@@ -215,21 +224,31 @@ def open_split(root, split: str = "train", mmap: bool = True, check_tokens: bool
 
 
 def read_identifiers(root) -> List[str]:
-    path = Path(root) / "identifiers.json"
-    if not path.is_file():
-        raise DatasetError(f"{path}: file missing")
-    return json.loads(path.read_text())
+    """``identifiers.json``: puzzle identifier -> puzzle (ARC: version) name, ``"<blank>"`` for 0."""
+    return _load_json(Path(root) / "identifiers.json", "")
+
+
+def read_test_puzzles(root) -> Dict[str, dict]:
+    """``test_puzzles.json`` of an ARC dataset: the raw test tasks, {task id: {"train", "test"}}."""
+    return _load_json(Path(root) / "test_puzzles.json", " (only ARC datasets have it)")
 
 
 def read_build_info(root) -> dict:
     """trmlab's ``build.json`` (family, grid shape, arguments, counts, skips); ``{}`` when absent."""
     path = Path(root) / "build.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}: not valid JSON ({e})") from None
+    return _load_json(path, "") if path.is_file() else {}
+
+
+def family_of(vocab_size: int, seq_len: int) -> Optional[str]:
+    """``sudoku``, ``maze`` or ``arc`` as the token map of each builder implies it, or None."""
+    side = int(round(max(seq_len, 0) ** 0.5))
+    if vocab_size == 12 and seq_len == 900:
+        return "arc"
+    if side * side == seq_len and vocab_size == side + 2 and side in (4, 6, 9):
+        return "sudoku"
+    if vocab_size == 6 and side * side == seq_len and side > 0:
+        return "maze"
+    return None
 
 
 def infer_family(root) -> str:
@@ -239,13 +258,9 @@ def infer_family(root) -> str:
         return info["family"]
     split = "test" if (Path(root) / "test" / "dataset.json").is_file() else "train"
     m = read_metadata(root, split)
-    side = int(round(m.seq_len ** 0.5))
-    if m.vocab_size == 12 and m.seq_len == 900:
-        return "arc"
-    if side * side == m.seq_len and m.vocab_size == side + 2 and side in (4, 6, 9):
-        return "sudoku"
-    if m.vocab_size == 6 and side * side == m.seq_len:
-        return "maze"
+    family = family_of(m.vocab_size, m.seq_len)
+    if family is not None:
+        return family
     raise DatasetError(f"{root}: cannot tell the task family (vocab_size {m.vocab_size}, seq_len {m.seq_len}) "
                        "and there is no build.json")
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .augment import dihedral
 from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
-from .format import DataBuildError, DatasetMetadata, SkipLog, write_shared_id_dataset
+from .format import DataBuildError, DatasetMetadata, PuzzleFormatError, SkipLog, write_shared_id_dataset
 
 CHARSET = "# SGo"
 QUESTION_CHARS = "# SG"
@@ -33,11 +33,59 @@ def default_min_path(size: int) -> int:
 
 # ------------------------------------------------------------------------------------------- encoding
 def to_chars(text: str, size: Optional[int] = None) -> np.ndarray:
-    """String of size*size characters -> (size, size) array of single characters (dtype '<U1')."""
+    """A CSV row (size*size characters, no line breaks) -> (size, size) array of single characters ('<U1').
+    Typed or file mazes go through :func:`parse_maze`."""
     n = size or int(round(len(text) ** 0.5))
     if n * n != len(text):
         raise ValueError(f"{len(text)} characters is not a square maze")
     return np.array(list(text), dtype="<U1").reshape(n, n)
+
+
+def _cells(grid: np.ndarray, ch: str) -> str:
+    return " and ".join(f"row {r + 1}, column {c + 1}" for r, c in np.argwhere(grid == ch)[:4])
+
+
+def parse_maze(text: str, size: Optional[int] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """The maze parser (typed mazes, ``trmlab solve --maze FILE``, the widgets): text, one line per row,
+    -> (question, answer) character grids (size, size) '<U1'.
+
+    '#' wall, ' ' or '.' open, 'S' start, 'G' goal, 'o' path. A path, when given, makes the answer
+    (the question is the maze without it); else the answer is None. Empty lines before and after the
+    maze are skipped. Raises :class:`~trmlab.data.format.PuzzleFormatError` naming the row and column at
+    fault: a character outside the alphabet, ragged rows (write '.' for open cells at the end of a line:
+    editors drop trailing spaces), a maze that is not square or not ``size`` x ``size``, not exactly one
+    S and one G.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise PuzzleFormatError("empty maze: one line per row, '#' wall, ' ' or '.' open, 'S' start, 'G' goal")
+    lines = text.replace("\r", "").split("\n")
+    while not lines[0]:
+        lines.pop(0)
+    while not lines[-1]:
+        lines.pop()
+    width = len(lines[0])
+    for r, line in enumerate(lines):
+        for c, ch in enumerate(line):
+            if ch not in CHARSET and ch != ".":
+                raise PuzzleFormatError(f"maze: character {ch!r} at row {r + 1}, column {c + 1}; allowed: '#' wall, "
+                                        "' ' or '.' open, 'S' start, 'G' goal, 'o' path")
+        if len(line) != width:
+            raise PuzzleFormatError(f"maze: row {r + 1} has {len(line)} characters, expected {width} (as row 1); "
+                                    "write '.' for open cells at the end of a line (editors drop trailing spaces)")
+    h = len(lines)
+    if h != width:
+        raise PuzzleFormatError(f"maze: {h} rows of {width} characters; the maze must be square")
+    if size is not None and h != size:
+        raise PuzzleFormatError(f"maze: {h}x{h}, but the model reads {size}x{size} mazes")
+    grid = np.array([list(line.replace(".", " ")) for line in lines], dtype="<U1")
+    for mark in "SG":
+        count = int((grid == mark).sum())
+        if count != 1:
+            where = f" (at {_cells(grid, mark)})" if count else ""
+            raise PuzzleFormatError(f"maze: {count} '{mark}' cells{where}, expected exactly one")
+    if not (grid == "o").any():
+        return grid, None
+    return np.where(grid == "o", " ", grid), grid
 
 
 def encode(chars: np.ndarray) -> np.ndarray:

@@ -14,7 +14,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
-from .format import (write_shared_id_dataset, DataBuildError, DatasetMetadata, SkipLog, smallest_uint_dtype)
+from .format import (write_shared_id_dataset, DataBuildError, DatasetMetadata, PuzzleFormatError, SkipLog,
+                     smallest_uint_dtype)
 
 BOXES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -43,18 +44,86 @@ def decode(tokens: np.ndarray, size: Optional[int] = None) -> np.ndarray:
     return np.clip(t - 1, 0, None).reshape(n, n).astype(np.uint8)
 
 
-def parse_board(text: str, n: int) -> np.ndarray:
-    """'.' or '0' blank, '1'..'9' digits -> (n, n) uint8. Raises ValueError naming the bad character."""
-    if len(text) != n * n:
-        raise ValueError(f"{len(text)} characters, expected {n * n}")
-    out = np.zeros(n * n, dtype=np.uint8)
-    for i, ch in enumerate(text):
-        if ch in ".0":
-            continue
-        if not ch.isdigit() or not 1 <= int(ch) <= n:
-            raise ValueError(f"character {ch!r} at position {i} is outside the alphabet '.1-{n}'")
-        out[i] = int(ch)
-    return out.reshape(n, n)
+BLANKS = ".0_"
+RULES = "|+-"   # box rules of a drawn board: ignored, like white space
+
+
+def parse_board(text: str, size: Optional[int] = None) -> np.ndarray:
+    """The Sudoku parser (typed puzzles, ``trmlab solve --sudoku``, the widgets, CSV rows): text -> board
+    (n, n) uint8, 0 blank.
+
+    Cells are digits 1..n, blanks '.', '0' or '_'; white space and the box rules '|', '+', '-' between
+    cells are ignored. Either all n*n cells on one line (16, 36 or 81 for 4x4, 6x6, 9x9), or one line
+    per row (lines holding only rules are skipped). ``size`` fixes n. Raises
+    :class:`~trmlab.data.format.PuzzleFormatError` naming the character, row or unit at fault: a
+    character outside the alphabet, a wrong number of cells or rows, ragged rows, a digit above n, a
+    digit twice in a row, column or box of the givens, no givens at all.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise PuzzleFormatError("empty Sudoku: type the cells row by row, '.' or '0' for a blank")
+    rows: List[List[int]] = []
+    if size is not None and len(text) == size * size and not text.strip(".0123456789"):   # a CSV row: fast path
+        codes = np.frombuffer(text.encode(), dtype=np.uint8)
+        rows.append((np.where(codes == ord("."), 0, codes - 48)).tolist())
+    for li, line in enumerate(text.splitlines() if not rows else ()):
+        cells = []
+        for ci, ch in enumerate(line):
+            if ch in BLANKS:
+                cells.append(0)
+            elif "1" <= ch <= "9":
+                cells.append(ord(ch) - 48)
+            elif not (ch.isspace() or ch in RULES):
+                raise PuzzleFormatError(f"Sudoku: character {ch!r} at line {li + 1}, column {ci + 1} is not a "
+                                        "digit, a blank ('.', '0', '_') or a box rule ('|', '+', '-')")
+        if cells:
+            rows.append(cells)
+    sizes = ", ".join(f"{k}x{k}" for k in BOXES)
+    if len(rows) == 1:
+        n_cells = len(rows[0])
+        n = size if size is not None else next((k for k in BOXES if k * k == n_cells), None)
+        if n is None:
+            raise PuzzleFormatError(f"Sudoku: {n_cells} cells; a {sizes} board has "
+                                    f"{', '.join(str(k * k) for k in BOXES)} (or type one line per row)")
+        if n_cells != n * n:
+            raise PuzzleFormatError(f"Sudoku: {n_cells} cells, but a {n}x{n} board has {n * n}")
+        board = np.array(rows[0], dtype=np.uint8).reshape(n, n)
+    else:
+        n = size if size is not None else len(rows)
+        if n not in BOXES:
+            raise PuzzleFormatError(f"Sudoku: {len(rows)} rows; a {sizes} board has "
+                                    f"{', '.join(map(str, BOXES))} (or type all cells on one line)")
+        if len(rows) != n:
+            raise PuzzleFormatError(f"Sudoku: {len(rows)} rows, but a {n}x{n} board has {n}")
+        for r, cells in enumerate(rows):
+            if len(cells) != n:
+                raise PuzzleFormatError(f"Sudoku {n}x{n}: row {r + 1} has {len(cells)} cells, expected {n}")
+        board = np.array(rows, dtype=np.uint8)
+    if n not in BOXES:
+        raise PuzzleFormatError(f"Sudoku: a {n}x{n} board is not supported ({sizes})")
+    if board.max() > n:
+        r, c = np.argwhere(board > n)[0]
+        raise PuzzleFormatError(f"Sudoku {n}x{n}: digit {board[r, c]} at row {r + 1}, column {c + 1} is above {n}")
+    _check_givens(board)
+    return board
+
+
+def _check_givens(board: np.ndarray) -> None:
+    """Raise PuzzleFormatError when a digit repeats in a row, column or box, or nothing is given."""
+    n = board.shape[0]
+    br, bc = BOXES[n]
+    if not board.any():
+        raise PuzzleFormatError(f"Sudoku {n}x{n}: no givens at all")
+    # unit k of each kind as (row, col) index arrays; counts of each digit per unit, vectorised
+    r_idx, c_idx = np.indices((n, n))
+    box_id = (r_idx // br) * (n // bc) + c_idx // bc
+    digits = board.reshape(-1).astype(np.int64)
+    for kind, unit in (("row", r_idx), ("column", c_idx), ("box", box_id)):
+        counts = np.bincount(unit.reshape(-1) * (n + 1) + digits, minlength=n * (n + 1)).reshape(n, n + 1)
+        counts[:, 0] = 0
+        if (counts > 1).any():
+            k, d = np.argwhere(counts > 1)[0]
+            cells = " and ".join(f"row {r + 1}, column {c + 1}" for r, c in np.argwhere((unit == k) & (board == d)))
+            raise PuzzleFormatError(f"Sudoku {n}x{n}: digit {d} appears twice in {kind} {k + 1} (at {cells})")
 
 
 def board_to_text(board: np.ndarray, blank: str = ".") -> str:

@@ -1,4 +1,5 @@
-"""Look at a built dataset: one example as puzzle-level grids, as text, or drawn with matplotlib."""
+"""Look at a built dataset: one example as puzzle-level grids, or as text. (Drawing is the views' job:
+``trmlab.viz.grids.draw_example`` draws what :func:`describe_example` returns.)"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,10 +11,6 @@ from . import arc as arc_mod
 from . import maze as maze_mod
 from . import sudoku as sudoku_mod
 from .format import DatasetError, grid_shape, infer_family, open_split, read_identifiers
-
-ARC_PALETTE = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",
-               "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25"]
-MAZE_COLOURS = {"#": "#222222", " ": "#FFFFFF", "S": "#2ECC40", "G": "#FF4136", "o": "#0074D9"}
 
 
 def describe_example(root, split: str = "test", index: int = 0) -> dict:
@@ -90,56 +87,3 @@ def format_text(root=None, split: str = "test", index: int = 0, example: Optiona
         parts.append(side(a, b, f"demo {k} input", "output"))
     parts.append(side(ex["question"], ex["answer"], "question", "answer"))
     return "\n\n".join(parts)
-
-
-def _draw_grid(ax, g: np.ndarray, family: str, title: str) -> None:
-    from matplotlib.colors import ListedColormap
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if family == "arc":
-        ax.imshow(g, cmap=ListedColormap(ARC_PALETTE), vmin=0, vmax=9, interpolation="nearest")
-        h, w = g.shape
-        ax.set_xticks(np.arange(-0.5, w, 1), minor=True)
-        ax.set_yticks(np.arange(-0.5, h, 1), minor=True)
-        ax.grid(which="minor", color="#555555", linewidth=0.5)
-        ax.tick_params(which="minor", length=0)
-    elif family == "maze":
-        keys = list(MAZE_COLOURS)
-        idx = np.vectorize(keys.index)(g)
-        ax.imshow(idx, cmap=ListedColormap(list(MAZE_COLOURS.values())), vmin=0, vmax=len(keys) - 1,
-                  interpolation="nearest")
-    else:
-        n = g.shape[0]
-        br, bc = sudoku_mod.BOXES.get(n, (n, n))
-        ax.imshow(np.zeros_like(g), cmap=ListedColormap(["#FFFFFF"]), vmin=0, vmax=1)
-        for i in range(n + 1):
-            lw = 2 if i % br == 0 else 0.5
-            ax.axhline(i - 0.5, color="black", linewidth=lw)
-            lw = 2 if i % bc == 0 else 0.5
-            ax.axvline(i - 0.5, color="black", linewidth=lw)
-        for r in range(n):
-            for c in range(n):
-                if g[r, c]:
-                    ax.text(c, r, str(int(g[r, c])), ha="center", va="center", fontsize=max(6, 90 // n))
-
-
-def draw_example(root, split: str = "test", index: int = 0, ax=None):
-    """Draw question and answer (ARC: demonstration pairs too) with matplotlib; returns the figure."""
-    import matplotlib.pyplot as plt
-    ex = describe_example(root, split, index)
-    pairs = [(a, b, f"demo {k}") for k, (a, b) in enumerate(ex.get("demonstrations") or [])]
-    pairs.append((ex["question"], ex["answer"], "question"))
-    if ax is not None:   # one axis: question and answer only (answer over the question for mazes)
-        axes = np.atleast_1d(ax)
-        _draw_grid(axes[0], ex["question"], ex["family"], f"{ex['family']} {split}[{index}] question")
-        if axes.size > 1:
-            _draw_grid(axes[1], ex["answer"], ex["family"], "answer")
-        return axes[0].figure
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(6, 3 * len(pairs)), squeeze=False)
-    for row, (a, b, label) in enumerate(pairs):
-        _draw_grid(axes[row, 0], a, ex["family"], f"{label} input" if label != "question" else "question")
-        _draw_grid(axes[row, 1], b, ex["family"], f"{label} output" if label != "question" else "answer")
-    fig.suptitle(f"{ex['family']} {split}[{index}] {ex['puzzle_name']}", fontsize=10)
-    fig.tight_layout()
-    return fig

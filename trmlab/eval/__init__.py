@@ -1,7 +1,8 @@
 """Evaluation: Sudoku/Maze accuracy with Wilson intervals, the reference's metric sums, and the
 reference's ARC voting evaluator (pass@K and ``submission.json``). See docs/evaluation.md.
 
-Imports only from trmlab.data (upstream); never from model/train/trace/viz.
+Imports only from the layers below it (config/io, data, model); never from train/trace/viz/workbench.
+The ARC grid helpers (crop, version names, inverse augmentation) are trmlab.data.arc's.
 """
 from trmlab.eval.metrics import (
     IGNORE_INDEX,
@@ -12,7 +13,7 @@ from trmlab.eval.metrics import (
     sequence_correctness,
     wilson_interval,
 )
-from trmlab.eval.arc_vote import ArcEvaluator, crop_arc_grid, grid_hash, invert_augmentation, parse_version_name
+from trmlab.eval.arc_vote import ArcEvaluator, grid_hash
 
 __all__ = [
     "IGNORE_INDEX",
@@ -23,8 +24,5 @@ __all__ = [
     "sequence_correctness",
     "wilson_interval",
     "ArcEvaluator",
-    "crop_arc_grid",
     "grid_hash",
-    "invert_augmentation",
-    "parse_version_name",
 ]

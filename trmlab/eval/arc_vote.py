@@ -25,7 +25,6 @@ pools all earlier evaluations (checkpoints) too. Here :meth:`ArcEvaluator.begin`
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import uuid
 from pathlib import Path
@@ -33,46 +32,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from trmlab.data.augment import inverse_dihedral
+from trmlab.data.arc import MAX_GRID as GRID
+from trmlab.data.arc import crop_sizes, invert_version, parse_version_name
+from trmlab.data.format import read_identifiers, read_metadata, read_test_puzzles
 from trmlab.io import write_json_atomic
 
-__all__ = ["ArcEvaluator", "crop_arc_grid", "grid_hash", "parse_version_name", "invert_augmentation"]
+__all__ = ["ArcEvaluator", "grid_hash"]
 
-GRID = 30
-SEPARATOR = "|||"
 _STATE_VERSION = 1
-
-
-# ---------------------------------------------------------------------------------------------
-# ARC decoding helpers (kept here so the evaluator does not depend on the builders' code)
-# ---------------------------------------------------------------------------------------------
-
-
-def _crop_sizes(tokens: np.ndarray) -> np.ndarray:
-    """Crop sizes (rows, cols) for a batch of [B, 30, 30] token grids, vectorised.
-
-    Row r (0-based) of the rectangle may be as wide as the first non-colour token of rows 0..r
-    allows (the width only shrinks going down); the rectangle with the largest rows x width area
-    wins, the first one on ties; when every area is 0 the crop is empty (0, 0).
-    """
-    b = tokens.shape[0]
-    non_colour = (tokens < 2) | (tokens > 11)
-    # width of each row = index of its first non-colour token (30 when it has none)
-    first_bad = np.where(non_colour.any(axis=2), non_colour.argmax(axis=2), GRID)
-    width = np.minimum.accumulate(first_bad, axis=1)  # [B, 30]
-    area = width * np.arange(1, GRID + 1)[None, :]
-    best = area.argmax(axis=1)  # first maximum
-    sizes = np.stack([best + 1, width[np.arange(b), best]], axis=1)
-    sizes[area[np.arange(b), best] == 0] = 0
-    return sizes
-
-
-def crop_arc_grid(tokens: Any) -> np.ndarray:
-    """Crop one 30x30 token grid (900 tokens or [30, 30]) as the reference's evaluator does and
-    return the colours 0..9 as a uint8 array (possibly of shape (0, 0))."""
-    t = np.asarray(tokens).reshape(1, GRID, GRID)
-    r, c = _crop_sizes(t)[0]
-    return (t[0, :r, :c] - 2).astype(np.uint8)
 
 
 def grid_hash(grid: np.ndarray) -> str:
@@ -84,32 +51,6 @@ def grid_hash(grid: np.ndarray) -> str:
     h.update(np.asarray(g.shape, dtype=np.int64).tobytes())
     h.update(g.tobytes())
     return h.hexdigest()
-
-
-def parse_version_name(name: str) -> tuple[str, int, np.ndarray]:
-    """``<task>|||t<k>|||<perm digits>`` -> (task id, dihedral id k, colour permutation [10]).
-
-    ``perm[c]`` is the colour that original colour ``c`` became. A name without the separator is the
-    untransformed task (identity permutation).
-    """
-    parts = name.split(SEPARATOR)
-    if len(parts) == 1:
-        return name, 0, np.arange(10, dtype=np.uint8)
-    if len(parts) != 3 or not parts[1].startswith("t"):
-        raise ValueError(f"not an ARC version name: {name!r}")
-    task, t, perm_s = parts
-    tid = int(t[1:])
-    perm = np.array([int(ch) for ch in perm_s], dtype=np.uint8)
-    if not 0 <= tid <= 7 or sorted(perm.tolist()) != list(range(10)):
-        raise ValueError(f"bad dihedral id or colour permutation in {name!r}")
-    return task, tid, perm
-
-
-def invert_augmentation(grid: np.ndarray, tid: int, perm: np.ndarray) -> np.ndarray:
-    """Undo a version's augmentation (colours mapped by ``perm`` then dihedral ``tid``): the
-    dihedral first, then the colours."""
-    inv_perm = np.argsort(perm).astype(np.uint8)
-    return np.ascontiguousarray(inv_perm[inverse_dihedral(grid, tid)])
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -192,13 +133,9 @@ class ArcEvaluator:
     def from_dataset(cls, root: str | os.PathLike, **kwargs: Any) -> "ArcEvaluator":
         """Build from a dataset folder in the reference layout (``identifiers.json``,
         ``test_puzzles.json``, and the blank id of ``test/dataset.json`` when present)."""
-        root = Path(root)
-        identifiers = json.loads((root / "identifiers.json").read_text())
-        test_puzzles = json.loads((root / "test_puzzles.json").read_text())
-        meta = root / "test" / "dataset.json"
-        if "blank_id" not in kwargs and meta.exists():
-            kwargs["blank_id"] = json.loads(meta.read_text()).get("blank_identifier_id", 0)
-        return cls(identifiers, test_puzzles, **kwargs)
+        if "blank_id" not in kwargs and (Path(root) / "test" / "dataset.json").exists():
+            kwargs["blank_id"] = read_metadata(root, "test").blank_identifier_id
+        return cls(read_identifiers(root), read_test_puzzles(root), **kwargs)
 
     # -- collecting -------------------------------------------------------------------------
 
@@ -235,13 +172,13 @@ class ArcEvaluator:
         inp = _to_numpy(inputs).reshape(len(keep), GRID, GRID)[keep]
         pred = _to_numpy(predictions).reshape(len(keep), GRID, GRID)[keep]
         q = _sigmoid64(_to_numpy(q_halt_logits).reshape(-1)[keep])
-        in_sizes = _crop_sizes(inp)
-        pred_sizes = _crop_sizes(pred)
+        in_sizes = crop_sizes(inp)
+        pred_sizes = crop_sizes(pred)
         for j in range(len(ids)):
             task, tid, perm = self._parse(int(ids[j]))
             (ri, ci), (rp, cp) = in_sizes[j], pred_sizes[j]
-            in_grid = invert_augmentation((inp[j, :ri, :ci] - 2).astype(np.uint8), tid, perm)
-            pr_grid = invert_augmentation((pred[j, :rp, :cp] - 2).astype(np.uint8), tid, perm)
+            in_grid = invert_version((inp[j, :ri, :ci] - 2).astype(np.uint8), tid, perm)
+            pr_grid = invert_version((pred[j, :rp, :cp] - 2).astype(np.uint8), tid, perm)
             in_h = grid_hash(in_grid)
             pr_h = grid_hash(pr_grid)
             self._grids.setdefault(pr_h, pr_grid)

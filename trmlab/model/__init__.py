@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from ..config import ModelConfig
 from .act import Carry, DeepSupervision, run_to_halt, wants_to_halt
-from .baselines import DirectPrediction, hrm_config
+from .baselines import DirectPrediction
 from .trm import TinyRecursiveModel, count_parameters
 
 __all__ = ["build_model", "Carry", "DeepSupervision", "run_to_halt", "wants_to_halt", "TinyRecursiveModel",
-           "DirectPrediction", "hrm_config", "count_parameters"]
+           "DirectPrediction", "count_parameters"]
 
 
 def build_model(cfg: ModelConfig) -> DeepSupervision:

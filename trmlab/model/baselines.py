@@ -4,7 +4,7 @@
   H_cycles = L_cycles = 2, the 1-step gradient, and the Q-learning continue target. In trmlab that is
   :class:`~trmlab.model.trm.TinyRecursiveModel` with ``separate_networks=True, gradient="one_step",
   act_continue=True, n_layers=4, n_recursions=2, n_latent_steps=2, puzzle_emb_len=1``:
-  :func:`hrm_config` returns it (and the presets ``hrm_*`` use it). The recursion of HRM -- L updates
+  ``trmlab.config.HRM_SWITCHES`` holds them (the presets ``hrm_*`` use it). The recursion of HRM -- L updates
   ``z_L <- f_L(z_L + z_H + x)`` then ``z_H <- f_H(z_H + z_L)`` -- is exactly TRM's with two networks.
 * **Direct prediction** (the reference's ``transformers_baseline``): one non-recursive transformer of
   ``n_layers`` (8 in the reference) applied once per supervision step, ``y <- f(y + x)``, with the same
@@ -14,13 +14,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..config import HRM_SWITCHES, ModelConfig
+from ..config import ModelConfig
 from .trm import Observer, TinyRecursiveModel
-
-
-def hrm_config(**overrides) -> dict:
-    """Model-config overrides that make the TRM code path behave as HRM (see module docstring)."""
-    return {**HRM_SWITCHES, **overrides}
 
 
 class DirectPrediction(TinyRecursiveModel):

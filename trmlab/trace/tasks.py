@@ -11,18 +11,19 @@ dataset at hand. Token maps (the reference's builders, and trmlab/data):
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
-from typing import Optional
 
 import numpy as np
 
+from trmlab.data.arc import MAX_GRID as ARC_SIZE
+from trmlab.data.format import family_of, grid_shape, infer_family
+from trmlab.data.maze import CHARSET as MAZE_CHARS
+from trmlab.data.sudoku import BOXES
+
 SUDOKU_BLANK = 1
-MAZE_CHARS = "# SGo"  # token = index + 1
-MAZE_WALL, MAZE_OPEN, MAZE_START, MAZE_GOAL, MAZE_PATH = 1, 2, 3, 4, 5
-ARC_PAD, ARC_EOS, ARC_SIZE = 0, 1, 30
+MAZE_WALL, MAZE_OPEN, MAZE_START, MAZE_GOAL, MAZE_PATH = (MAZE_CHARS.index(ch) + 1 for ch in "# SGo")
+ARC_PAD, ARC_EOS = 0, 1
 IGNORE_LABEL = -100
 
 
@@ -78,7 +79,7 @@ class TaskSpec:
 
 
 def sudoku_spec(size: int) -> TaskSpec:
-    box = {4: (2, 2), 6: (2, 3), 9: (3, 3)}.get(size)
+    box = BOXES.get(size)
     if box is None:
         raise ValueError(f"Sudoku size must be 4, 6 or 9, got {size}")
     return TaskSpec("sudoku", size, size, size + 2, size * size, box, name=f"sudoku{size}x{size}")
@@ -92,98 +93,30 @@ def arc_spec() -> TaskSpec:
     return TaskSpec("arc", ARC_SIZE, ARC_SIZE, 12, ARC_SIZE * ARC_SIZE, name="arc")
 
 
-def infer_task(vocab_size: int, seq_len: int, build_info: Optional[dict] = None) -> TaskSpec:
-    """The task spec from a dataset's ``build.json`` (when given) or else from vocab and sequence length."""
-    if build_info:
-        family = str(build_info.get("task", build_info.get("family", ""))).lower()
-        shape = build_info.get("grid_shape") or build_info.get("grid") or build_info.get("shape")
-        size = None
-        if isinstance(shape, (list, tuple)) and shape:
-            size = int(shape[0])
-        elif build_info.get("size"):
-            size = int(build_info["size"])
-        if size is None and seq_len:
-            size = int(round(math.sqrt(seq_len)))
-        if family == "sudoku" and size:
-            return sudoku_spec(size)
-        if family == "maze" and size:
-            return maze_spec(size)
-        if family == "arc":
-            return arc_spec()
+def infer_task(vocab_size: int, seq_len: int) -> TaskSpec:
+    """The task spec a model's vocabulary and sequence length imply (no dataset at hand); a
+    ``generic`` grid or sequence when they match no family."""
+    family = family_of(vocab_size, seq_len)
     side = int(round(math.sqrt(seq_len))) if seq_len > 0 else 0
+    if family is not None:
+        return spec_for(family, side)
     if side * side == seq_len:
-        if side in (4, 6, 9) and vocab_size == side + 2:
-            return sudoku_spec(side)
-        if side == ARC_SIZE and vocab_size == 12:
-            return arc_spec()
-        if vocab_size == 6:
-            return maze_spec(side)
         return TaskSpec("generic", side, side, vocab_size, seq_len, name="grid")
     return TaskSpec("generic", 1, seq_len, vocab_size, seq_len, name="sequence")
 
 
-def read_build_info(root: str) -> dict:
-    """``build.json`` of a dataset folder, or {} (uses trmlab.data.format when it exists)."""
-    try:  # the data engineer's reader, when it is there
-        from trmlab.data.format import read_build_info as _read  # type: ignore
-
-        return dict(_read(root) or {})
-    except Exception:
-        pass
-    path = os.path.join(root, "build.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return {}
+def spec_for(family: str, size: int) -> TaskSpec:
+    """The spec of a ``sudoku``, ``maze`` or ``arc`` grid of side ``size``."""
+    if family == "sudoku":
+        return sudoku_spec(size)
+    if family == "maze":
+        return maze_spec(size)
+    if family == "arc":
+        return arc_spec()
+    raise ValueError(f"unknown task family {family!r} (sudoku, maze or arc)")
 
 
-def dataset_task(root: str) -> TaskSpec:
-    """The task spec of a built dataset folder."""
-    info = read_build_info(root)
-    vocab, seq_len = 0, 0
-    for split in ("test", "train"):
-        meta = os.path.join(root, split, "dataset.json")
-        if os.path.exists(meta):
-            with open(meta) as f:
-                m = json.load(f)
-            vocab, seq_len = int(m.get("vocab_size", 0)), int(m.get("seq_len", 0))
-            break
-    return infer_task(vocab, seq_len, info)
-
-
-# -- ARC grids ---------------------------------------------------------------------------------------
-
-
-def arc_encode(grid) -> np.ndarray:
-    """A grid of colours 0..9 (h, w <= 30) as 900 tokens: colour + 2, EOS after the last row and column."""
-    g = np.asarray(grid, dtype=np.int64)
-    h, w = g.shape
-    out = np.full((ARC_SIZE, ARC_SIZE), ARC_PAD, np.int64)
-    out[:h, :w] = g + 2
-    if h < ARC_SIZE:
-        out[h, :w] = ARC_EOS
-    if w < ARC_SIZE:
-        out[:h, w] = ARC_EOS
-    return out.reshape(-1)
-
-
-def arc_extent(tokens) -> tuple[int, int]:
-    """(rows, cols) of the grid inside a 30x30 canvas: up to the first EOS/PAD along row 0 and column 0."""
-    t = np.asarray(tokens).reshape(ARC_SIZE, ARC_SIZE)
-    col0, row0 = t[:, 0], t[0, :]
-    h = int(np.argmax(col0 < 2)) if (col0 < 2).any() else ARC_SIZE
-    w = int(np.argmax(row0 < 2)) if (row0 < 2).any() else ARC_SIZE
-    return h, w
-
-
-def arc_decode(tokens) -> np.ndarray:
-    """Colours 0..9 of the grid inside a 30x30 canvas (cropped at EOS)."""
-    try:
-        from trmlab.data.arc import decode_arc_grid  # type: ignore
-
-        return np.asarray(decode_arc_grid(np.asarray(tokens)))
-    except Exception:
-        pass
-    h, w = arc_extent(tokens)
-    t = np.asarray(tokens).reshape(ARC_SIZE, ARC_SIZE)[:h, :w]
-    return np.clip(t - 2, 0, 9)
+def dataset_task(root) -> TaskSpec:
+    """The task spec of a built dataset folder (its build.json, else its dataset.json; see
+    :func:`trmlab.data.format.infer_family`)."""
+    return spec_for(infer_family(root), grid_shape(root)[0])

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from trmlab.config import get_preset
+from trmlab.data.arc import encode_arc_grid
 
 from .tasks import TaskSpec
 
@@ -38,11 +39,9 @@ def random_batch(task: TaskSpec, batch_size: int = 2, seed: int = 0) -> dict:
         inputs[:, 0], inputs[:, -1] = 3, 4
         labels = np.where(rng.random((batch_size, L)) < 0.1, 5, inputs)
     elif task.family == "arc":
-        from .tasks import arc_encode
-
         side = 12
-        inputs = np.stack([arc_encode(rng.integers(0, 10, (side, side))) for _ in range(batch_size)])
-        labels = np.stack([arc_encode(rng.integers(0, 10, (side, side))) for _ in range(batch_size)])
+        inputs = np.stack([encode_arc_grid(rng.integers(0, 10, (side, side))).reshape(-1) for _ in range(batch_size)])
+        labels = np.stack([encode_arc_grid(rng.integers(0, 10, (side, side))).reshape(-1) for _ in range(batch_size)])
     else:
         inputs = rng.integers(0, task.vocab_size, (batch_size, L))
         labels = rng.integers(0, task.vocab_size, (batch_size, L))

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Optional
@@ -102,7 +101,11 @@ def cfg_dtype(device: str) -> str:
 
 def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Optional[int] = None,
                halting: str = "max") -> dict:
-    """Solve one puzzle given as text (a Sudoku string, a maze file, an ARC task file) with a run."""
+    """Solve one puzzle given as text (a Sudoku string, a maze file, an ARC task file) with a run. The
+    text goes through the data layer's parsers (``sudoku.parse_board``, ``maze.parse_maze``,
+    ``arc.parse_task``), the ones the widgets use."""
+    from ..data.format import PuzzleFormatError
+
     model, cfg = load_run(path)
     n_supervision = n_supervision or cfg.train.eval_supervision or None
     seq_len = cfg.model.seq_len
@@ -110,11 +113,10 @@ def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Opt
         from ..data import sudoku
 
         n = int(round(seq_len ** 0.5))
-        clean = "".join(ch for ch in text if not ch.isspace())
         try:
-            board = sudoku.parse_board(clean, n)
-        except ValueError as e:
-            raise ValueError(f"--sudoku: {e} (this run solves {n}x{n} Sudoku)") from None
+            board = sudoku.parse_board(text, n)
+        except PuzzleFormatError as e:
+            raise PuzzleFormatError(f"--sudoku: {e} (this run solves {n}x{n} Sudoku)") from None
         tokens = sudoku.encode(board)
         out = solve(model, {"inputs": torch.from_numpy(tokens.astype(np.int64))[None]}, n_supervision, halting)
         answer = sudoku.decode(out["answers"][0].cpu().numpy(), n)
@@ -122,24 +124,19 @@ def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Opt
     elif kind == "maze":
         from ..data import maze
 
-        raw = Path(text).read_text()
         n = int(round(seq_len ** 0.5))
         try:
-            chars = maze.to_chars("".join(line for line in raw.splitlines() if line.strip("\n")), n)
-        except ValueError as e:
-            raise ValueError(f"{text}: {e}") from None
-        tokens = maze.encode(chars)
+            question, _ = maze.parse_maze(Path(text).read_text(), n)
+        except PuzzleFormatError as e:
+            raise PuzzleFormatError(f"{text}: {e}") from None
+        tokens = maze.encode(question)
         out = solve(model, {"inputs": torch.from_numpy(tokens.astype(np.int64))[None]}, n_supervision, halting)
         answer = maze.decode(out["answers"][0].cpu().numpy(), n)
         body = "\n".join("".join(row) for row in answer)
     elif kind == "arc":
         from ..data import arc
 
-        try:
-            task = json.loads(Path(text).read_text())
-            grid = np.asarray(task["test"][0]["input"], dtype=np.int64)
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:
-            raise ValueError(f"{text}: not an ARC task JSON with a test input ({e})") from None
+        grid = arc.parse_task(Path(text).read_text(), str(text), test_outputs=False)["test"][0][0]
         tokens = arc.encode_arc_grid(grid).reshape(-1)
         out = solve(model, {"inputs": torch.from_numpy(tokens.astype(np.int64))[None]}, n_supervision, halting)
         answer = arc.decode_arc_grid(out["answers"][0].cpu().numpy())

@@ -4,7 +4,8 @@
 button (``updatemenus``) and a step slider; ``export_html`` writes it with plotly.js inline, so the
 file plays in a browser with no kernel and no network (about 4.7 MB of plotly.js plus the frames;
 pass ``include_plotlyjs=False`` when the page already loads plotly.js once). ``png_strip`` draws the
-decoded answer (and latent) at a few records side by side with matplotlib, for papers.
+decoded answer (and latent) at a few records side by side with matplotlib (``grids.draw_panel``), for
+papers.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import plotly.graph_objects as go
 from trmlab.trace.recorder import Trace
 
 from .figure import DYNAMIC, TraceView, _go
+from .grids import draw_panel
 
 
 def _positions(n: int, max_frames: Optional[int]) -> list[int]:
@@ -103,18 +105,17 @@ def png_strip(trace: Trace, path: str, puzzle: int = 0, records: Optional[Iterab
     side = max(1.2, cell_px * max(h, w))
     fig, axes = plt.subplots(len(rows), len(recs) + 1, figsize=(side * (len(recs) + 1), side * len(rows) + 0.6),
                              squeeze=False)
-    puzzle_panel = view._puzzle()
+    puzzle_task = trace.task if trace.task.family != "arc" else None
     for r, which in enumerate(rows):
         ax = axes[r, 0]
         if r == 0:
-            _draw(ax, puzzle_panel[0]["z"], puzzle_panel[1])
-            ax.set_title("puzzle", fontsize=8)
+            draw_panel(ax, *view.puzzle_panel(), task=puzzle_task, title="puzzle")
         else:
             ax.axis("off")
         for c, k in enumerate(recs):
             ax = axes[r, c + 1]
-            img, txt = view._answer(which, int(k))
-            _draw(ax, img["z"], txt)
+            rgb, text, marks = view.answer_panel(which, int(k))
+            draw_panel(ax, rgb, text, marks, task=trace.task)
             s, t, i = (int(v) for v in trace.index[k])
             title = f"{which} · step {s + 1}"
             ev = trace.event_name(k)
@@ -129,16 +130,3 @@ def png_strip(trace: Trace, path: str, puzzle: int = 0, records: Optional[Iterab
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
-
-
-def _draw(ax, rgb: np.ndarray, scatter: dict) -> None:
-    ax.imshow(rgb, interpolation="nearest")
-    h, w = rgb.shape[:2]
-    fs = max(4, min(10, int(90 / max(h, w))))
-    for x, y, t in zip(scatter["x"], scatter["y"], scatter["text"]):
-        if t:
-            ax.text(x, y, t, ha="center", va="center", fontsize=fs, color="#111")
-    for x, y, sym, size in zip(scatter["x"], scatter["y"], scatter["marker"]["symbol"], scatter["marker"]["size"]):
-        if size and sym == "x":
-            ax.plot(x, y, marker="x", color="white", markersize=3, mew=1)
-    ax.set_xticks([]), ax.set_yticks([])

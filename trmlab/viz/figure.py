@@ -18,8 +18,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from trmlab.data.arc import decode_arc_grid
 from trmlab.trace.recorder import Trace
-from trmlab.trace.tasks import arc_decode
 
 from .grids import arc_rgb, arc_task_image, cell_panel, grid_axes, panel_traces, region
 
@@ -78,23 +78,30 @@ class TraceView:
     # -- panels -------------------------------------------------------------------------------------------
 
     def _answer(self, which: str, k: int) -> list[dict]:
+        return panel_traces(*self.answer_panel(which, k), name=which)
+
+    def answer_panel(self, which: str, k: int) -> tuple:
+        """(rgb, text, marks) of the decoded answer y (``which="y"``) or latent z at record ``k``."""
         tr, b = self.trace, self.b
         pred = tr.arrays[f"{which}_pred"][k, b]
         conf = tr.arrays[f"{which}_conf"][k, b].astype(np.float32)
         correct = None if self.correct[which] is None else self.correct[which][k]
         if self.task.family == "sudoku":  # givens: show the puzzle's digit, not the head's guess
             pred = np.where(self.givens, self.inputs, pred)
-        rgb, text, marks = cell_panel(self.task, pred, conf, correct, self.givens, self.labels,
-                                      crop=self.crop if self.task.family == "arc" else None)
-        return panel_traces(rgb, text, marks, name=which)
+        return cell_panel(self.task, pred, conf, correct, self.givens, self.labels,
+                          crop=self.crop if self.task.family == "arc" else None)
 
     def _puzzle(self) -> list[dict]:
+        return panel_traces(*self.puzzle_panel(), name="puzzle")
+
+    def puzzle_panel(self) -> tuple:
+        """(rgb, text, marks) of the puzzle (ARC: the demonstrations above the test input)."""
         if self.task.family == "arc":
-            test = arc_decode(self.inputs)
+            test = decode_arc_grid(self.inputs)
             img = arc_task_image(self.demos, test) if self.demos else arc_rgb(test)
-            return panel_traces(img, np.full(img.shape[:2], "", dtype=object), name="puzzle")
+            return img, np.full(img.shape[:2], "", dtype=object), []
         rgb, text, _ = cell_panel(self.task, self.inputs, givens=self.givens, role="puzzle")
-        return panel_traces(rgb, text, name="puzzle")
+        return rgb, text, []
 
     def _cursor(self, pos: int) -> dict:
         return dict(type="scatter", x=[pos, pos], y=[0, 1], mode="lines", line=dict(color="#444", dash="dot"),

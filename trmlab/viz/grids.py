@@ -11,8 +11,11 @@ marks (ARC: an x on wrong cells, a dot on unsure ones). The colour code of a pre
 * ARC: the standard 10-colour palette; wrong cells carry a white-edged x, cells predicted with
   probability < 0.5 a small grey dot; PAD is light grey and EOS dark grey.
 
-``cell_panel`` computes (rgb, text, marks) with numpy; ``panel_traces`` turns that into the two plotly
-traces; ``grid_figure`` draws a single grid (puzzle, answer, or a whole ARC task) on its own.
+``cell_panel`` computes (rgb, text, marks) with numpy; two renderers draw that panel: ``panel_traces``
+(plotly: the two traces, with ``grid_axes`` for the axes and Sudoku box lines) and ``draw_panel``
+(matplotlib, the same picture on an Axes: PNG strips, ``trmlab data show --png``). ``grid_figure``
+draws a single grid on its own plotly figure; ``draw_example`` one example of a built dataset with
+matplotlib.
 """
 from __future__ import annotations
 
@@ -21,8 +24,11 @@ from typing import Optional
 import numpy as np
 import plotly.graph_objects as go
 
+from trmlab.data import maze
+from trmlab.data.arc import crop_sizes
+from trmlab.data.view import describe_example
 from trmlab.trace.tasks import (ARC_EOS, ARC_PAD, MAZE_GOAL, MAZE_PATH, MAZE_START, MAZE_WALL,
-                                SUDOKU_BLANK, TaskSpec, arc_extent)
+                                SUDOKU_BLANK, TaskSpec, maze_spec, sudoku_spec)
 
 #: the standard ARC palette, colours 0..9
 ARC_COLOURS = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B",
@@ -62,14 +68,13 @@ def region(task: TaskSpec, inputs, labels=None, preds=None) -> tuple[int, int]:
         return task.rows, task.cols
     if labels is not None and (np.asarray(labels) >= 0).any():
         lab = np.where(np.asarray(labels) < 0, ARC_PAD, labels)
-        h, w = arc_extent(lab)
+        h, w = crop_sizes(lab)[0]
         if h and w:
             return min(h + 1, task.rows), min(w + 1, task.cols)  # + the EOS row/column
-    h, w = arc_extent(inputs)
+    sizes = crop_sizes(inputs)
     if preds is not None:
-        for p in np.asarray(preds).reshape(-1, task.seq_len):
-            ph, pw = arc_extent(p)
-            h, w = max(h, ph), max(w, pw)
+        sizes = np.concatenate([sizes, crop_sizes(np.asarray(preds).reshape(-1, task.seq_len))])
+    h, w = (int(v) for v in sizes.max(axis=0))
     return min(max(h, 1) + 1, task.rows), min(max(w, 1) + 1, task.cols)
 
 
@@ -166,6 +171,32 @@ def panel_traces(rgb: np.ndarray, text: np.ndarray, marks=(), name: str = "", ho
     return [image, scatter]
 
 
+def draw_panel(ax, rgb: np.ndarray, text: Optional[np.ndarray] = None, marks=(), task: Optional[TaskSpec] = None,
+               title: str = "", fontsize: Optional[float] = None) -> None:
+    """The matplotlib renderer of a panel (``cell_panel``'s rgb, text, marks) on ``ax``: the picture the
+    plotly renderer (``panel_traces`` + ``grid_axes``) draws, with the same Sudoku box lines."""
+    h, w = rgb.shape[:2]
+    ax.imshow(rgb, interpolation="nearest")
+    fs = fontsize or max(4, min(10, int(90 / max(h, w))))
+    if text is not None:
+        for r, c in zip(*np.nonzero(text != "")):
+            ax.text(c, r, str(text[r, c]), ha="center", va="center", fontsize=fs, color="#111111")
+    for r, c, kind in marks:
+        symbol, size, colour = _MARK_STYLE[kind]
+        ax.plot(c, r, marker="x" if symbol == "x" else "o", color=colour, markersize=size / 3,
+                mew=1 if symbol == "x" else 0)
+    if task is not None:
+        for line in grid_axes(task, (h, w))[2]:
+            ax.plot([line["x0"], line["x1"]], [line["y0"], line["y1"]], color=line["line"]["color"],
+                    linewidth=line["line"]["width"])
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
 def grid_axes(task: TaskSpec, shape: tuple) -> tuple[dict, dict, list]:
     """(xaxis, yaxis, shapes) settings of a grid panel: square cells, no ticks, Sudoku box lines."""
     h, w = shape
@@ -228,4 +259,54 @@ def grid_figure(task: TaskSpec, tokens, conf=None, correct=None, givens=None, la
     xa, ya, shapes = grid_axes(task, rgb.shape[:2])
     fig.update_layout(xaxis=xa, yaxis=ya, shapes=shapes, width=size, height=size, title=title,
                       margin=dict(l=10, r=10, t=40 if title else 10, b=10), plot_bgcolor="white")
+    return fig
+
+
+def example_panels(example: dict) -> list:
+    """The panels of one dataset example as ``trmlab.data.view.describe_example`` describes it:
+    [(title, (rgb, text, marks), task or None)], the ARC demonstration pairs first."""
+    fam = example["family"]
+    q, a = np.asarray(example["question"]), np.asarray(example["answer"])
+    if fam == "arc":
+        panels = []
+        for k, (x, y) in enumerate(example.get("demonstrations") or []):
+            panels += [(f"demo {k + 1} input", (arc_rgb(x), None, ()), None),
+                       (f"demo {k + 1} output", (arc_rgb(y), None, ()), None)]
+        return panels + [("question", (arc_rgb(q), None, ()), None), ("answer", (arc_rgb(a), None, ()), None)]
+    n = q.shape[0]
+    if fam == "sudoku":
+        task = sudoku_spec(n)
+        givens = (q > 0).reshape(-1)
+        q_tok, a_tok = q.reshape(-1) + 1, a.reshape(-1) + 1
+        question = cell_panel(task, q_tok, givens=givens, role="puzzle")
+        answer = cell_panel(task, a_tok, givens=givens, role="puzzle")
+    elif fam == "maze":
+        task = maze_spec(n)
+        q_tok, a_tok = maze.encode(q), maze.encode(a)
+        question = cell_panel(task, q_tok, role="puzzle")
+        answer = cell_panel(task, a_tok, correct=np.ones(a_tok.shape, bool), labels=a_tok)
+    else:
+        raise ValueError(f"cannot draw an example of task family {fam!r}")
+    return [("question", question, task), ("answer", answer, task)]
+
+
+def draw_example(root=None, split: str = "test", index: int = 0, example: Optional[dict] = None, ax=None):
+    """Draw one example of a built dataset with matplotlib (question and answer; ARC: the demonstration
+    pairs above them, one pair a row); returns the figure. ``ax``: one or two Axes to draw the question
+    (and answer) on instead of a new figure."""
+    import matplotlib.pyplot as plt
+
+    ex = example or describe_example(root, split, index)
+    panels = example_panels(ex)
+    if ax is not None:
+        axes = np.atleast_1d(ax)
+        for a, (title, panel, task) in zip(axes, panels[-2:]):
+            draw_panel(a, *panel, task=task, title=title)
+        return axes[0].figure
+    rows = len(panels) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(6, 3 * rows), squeeze=False)
+    for k, (title, panel, task) in enumerate(panels):
+        draw_panel(axes[k // 2, k % 2], *panel, task=task, title=title, fontsize=None)
+    fig.suptitle(f"{ex['family']} {ex['split']}[{ex['index']}] {ex['puzzle_name']}", fontsize=10)
+    fig.tight_layout()
     return fig

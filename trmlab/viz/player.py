@@ -111,8 +111,3 @@ class Player:
         from IPython.display import display
 
         display(self.widget)
-
-
-def play(trace: Trace, puzzle: int = 0, **kw) -> Player:
-    """A :class:`Player` of ``trace`` (display it to see it)."""
-    return Player(trace, puzzle, **kw)
