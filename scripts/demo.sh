@@ -7,5 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export WANDB_MODE=${WANDB_MODE:-offline}
 exec .venv/bin/trmlab demo "$@"

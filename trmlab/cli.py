@@ -403,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default=DEMO_DATA, help=f"dataset folder, built if missing (default {DEMO_DATA})")
     s.add_argument("--reports", default="reports", help="reports folder (default reports/)")
     s.add_argument("--eval-every", type=int, default=200, help="evaluate every this many steps (default 200)")
-    s.add_argument("--wandb-mode", default="offline", choices=("offline", "online", "disabled"))
+    s.add_argument("--wandb-mode", default="disabled", choices=("offline", "online", "disabled"),
+                   help="Weights & Biases for the training run (default disabled; metrics.jsonl always)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_demo)
     return p

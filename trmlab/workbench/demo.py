@@ -41,7 +41,7 @@ class DemoFailed(RuntimeError):
 
 
 def demo(steps: int = DEMO_STEPS, run: str = DEMO_RUN, data: str = DEMO_DATA, reports: str = "reports",
-         wandb_mode: str = "offline", eval_every: int = 200, echo: Callable = print,
+         wandb_mode: str = "disabled", eval_every: int = 200, echo: Callable = print,
          log_output: bool = True, progress: bool = True) -> Path:
     """Run the main job (see the module docstring); returns the path of ``reports/index.html``.
     An existing demo run folder is replaced (the demo always trains afresh)."""

@@ -402,7 +402,7 @@ def write_index(out: str | os.PathLike = "reports") -> Path:
         if ev and e.eval_n_supervision:
             ev += f" @ {e.eval_n_supervision} steps"
         if ev and e.eval_checkpoint:
-            ev += f" · checkpoint {html.escape(str(e.eval_checkpoint))}"
+            ev += f" · checkpoint {html.escape(Path(str(e.eval_checkpoint)).name)}"
             if e.eval_checkpoint_choice:
                 ev += f" ({html.escape(str(e.eval_checkpoint_choice))})"
         size = f"{e.n_params:,}" if e.n_params else ""
