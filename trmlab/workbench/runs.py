@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -186,7 +187,8 @@ def run_notebook(notebook: str | os.PathLike, params: Optional[Mapping[str, Any]
                  out: Optional[str | os.PathLike] = None, kernel: str = KERNEL, log_output: bool = False,
                  progress: bool = True, echo: Callable = print) -> Path:
     """Execute ``notebook`` with papermill and return the executed notebook's path (see the module
-    docstring). Raises :class:`NotebookFailed` when a cell raises (the executed notebook is kept)."""
+    docstring). ``log_output``: copy the cells' printed output to this process's stdout/stderr as they
+    run. Raises :class:`NotebookFailed` when a cell raises (the executed notebook is kept)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -205,8 +207,9 @@ def run_notebook(notebook: str | os.PathLike, params: Optional[Mapping[str, Any]
     if (Path(root) / "trmlab").is_dir() and root not in env_path.split(os.pathsep):  # the kernel imports this checkout
         os.environ["PYTHONPATH"] = root + (os.pathsep + env_path if env_path else "")
     try:
+        streams = dict(stdout_file=sys.stdout, stderr_file=sys.stderr) if log_output else {}
         papermill.execute_notebook(str(path), str(executed), parameters=params, kernel_name=kernel,
-                                   cwd=root, progress_bar=progress, log_output=log_output)
+                                   cwd=root, progress_bar=progress, **streams)
     except PapermillExecutionError as e:
         raise NotebookFailed(path, executed, e.cell_index, e.exec_count, e.ename, e.evalue) from None
     finally:
