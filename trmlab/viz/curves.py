@@ -133,8 +133,9 @@ def training_figure(train: list[dict], evals: list[dict], title: str = "", windo
     for r in (1, 2):
         for c in (1, 2):
             fig.update_xaxes(title_text="optimiser step", row=r, col=c)
-    fig.update_layout(height=620, title=title or None, margin=dict(l=50, r=20, t=70 if title else 40, b=40),
-                      legend=dict(font=dict(size=10)), template="plotly_white")
+    fig.update_layout(height=680, title=title or None, margin=dict(l=50, r=20, t=70 if title else 40, b=40),
+                      legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.1, x=0),
+                      template="plotly_white")
     return fig
 
 
