@@ -41,7 +41,7 @@ class DemoFailed(RuntimeError):
 
 
 def demo(steps: int = DEMO_STEPS, run: str = DEMO_RUN, data: str = DEMO_DATA, reports: str = "reports",
-         wandb_mode: str = "disabled", eval_every: int = 200, echo: Callable = print,
+         wandb_mode: str = "disabled", eval_every: int = 200, threads: int = 0, echo: Callable = print,
          log_output: bool = True, progress: bool = True) -> Path:
     """Run the main job (see the module docstring); returns the path of ``reports/index.html``.
     An existing demo run folder is replaced (the demo always trains afresh)."""
@@ -62,7 +62,8 @@ def demo(steps: int = DEMO_STEPS, run: str = DEMO_RUN, data: str = DEMO_DATA, re
             continue
         p = dict(params)
         if name == "02-train":
-            p.update(steps=steps, data=display_path(data_dir), wandb_mode=wandb_mode, eval_every=eval_every)
+            p.update(steps=steps, data=display_path(data_dir), wandb_mode=wandb_mode, eval_every=eval_every,
+                     threads=threads)
         try:
             run_notebook(name, p, out=run_dir, log_output=log_output, progress=progress, echo=echo)
         except NotebookFailed as e:
