@@ -425,8 +425,8 @@ p.note {{ color: #555; max-width: 70em; }}
 <h1>trmlab reports</h1>
 <p class="note">Each report is an executed notebook (papermill) exported to HTML with its figures and widgets;
 it opens with no network and no kernel. <i>training eval</i>: test exact accuracy at the last evaluation
-during training, with its 95% interval; <i>evaluation</i>: the run's newest evaluation file (03-evaluate /
-trmlab eval) with the checkpoint it used. Newest first.</p>
+during training, with its 95% interval; <i>evaluation</i>: the run's evaluation file (03-evaluate /
+trmlab eval) with the checkpoint it used and how that checkpoint was chosen. Newest first.</p>
 <table id="reports"><thead><tr><th>report</th><th>task</th><th>preset</th><th>notebook</th><th>status</th>
 <th>steps</th><th>minutes</th><th>parameters</th><th>training eval (exact)</th><th>evaluation (exact)</th>
 <th>date</th></tr></thead>
