@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine, CPU only: set up, build a 4x4 Sudoku dataset, train a small TRM,
-# evaluate it by number of supervision steps, and solve one puzzle. About 10 minutes on 2 idle cores
-# (1600 optimiser steps: ~99% test exact accuracy, docs/training.md).
-# Usage: bash scripts/quickstart.sh [STEPS]   (training steps, default 1600)
+# The same job as scripts/demo.sh with the plain command line instead of notebooks (no reports): set up,
+# build 4x4 Sudoku, train a small TRM, evaluate it by number of supervision steps, solve one puzzle.
+# Usage: bash scripts/quickstart.sh [STEPS]   (training steps, default 1600: ~99% test exact accuracy, docs/training.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-1600}

@@ -356,7 +356,7 @@ def _demo(args) -> int:
     from .workbench.demo import demo
 
     demo(steps=args.steps, run=args.run, data=args.data, reports=args.reports, wandb_mode=args.wandb_mode,
-         eval_every=args.eval_every, log_output=not args.quiet, progress=not args.quiet)
+         eval_every=args.eval_every, threads=args.threads, log_output=not args.quiet, progress=not args.quiet)
     return 0
 
 
@@ -462,7 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default=DEMO_DATA, help=f"dataset folder, built if missing (default {DEMO_DATA})")
     s.add_argument("--reports", default="reports", help="reports folder (default reports/)")
     s.add_argument("--eval-every", type=int, default=200, help="evaluate every this many steps (default 200)")
-    s.add_argument("--wandb-mode", default="offline", choices=("offline", "online", "disabled"))
+    s.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for training (default: torch's, every core; 1 when other jobs share the cores)")
+    s.add_argument("--wandb-mode", default="disabled", choices=("offline", "online", "disabled"),
+                   help="Weights & Biases for the training run (default disabled; metrics.jsonl always)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_demo)
     return p

@@ -106,3 +106,9 @@ def test_sweep_prints_one_command_per_cell(tmp_path):
     assert not (tmp_path / "s").exists()
     r = trmlab("sweep", "02-train", "--grid", "lrr=1,2", "--out", tmp_path / "s", "--print-commands")
     assert r.returncode == 2 and "unknown parameter 'lrr'" in r.stderr
+
+
+def test_workbench_commands_have_help():
+    for cmd in ("run", "sweep", "report", "demo"):
+        r = trmlab(cmd, "--help")
+        assert r.returncode == 0 and "usage: trmlab " + cmd in r.stdout

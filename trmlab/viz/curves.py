@@ -133,8 +133,9 @@ def training_figure(train: list[dict], evals: list[dict], title: str = "", windo
     for r in (1, 2):
         for c in (1, 2):
             fig.update_xaxes(title_text="optimiser step", row=r, col=c)
-    fig.update_layout(height=620, title=title or None, margin=dict(l=50, r=20, t=70 if title else 40, b=40),
-                      legend=dict(font=dict(size=10)), template="plotly_white")
+    fig.update_layout(height=680, title=title or None, margin=dict(l=50, r=20, t=70 if title else 40, b=40),
+                      legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.1, x=0),
+                      template="plotly_white")
     return fig
 
 
@@ -177,9 +178,10 @@ class LiveCurves:
     """The training figure, redrawn in place while a run trains.
 
     ``update(step, split, metrics)`` is the trainer's ``on_log`` callback: it stores the record and, at
-    most every ``every_seconds`` (and at every evaluation), replaces the notebook output through an
-    IPython display handle. In JupyterLab the curves move while the cell runs; under papermill the saved
-    output is the last drawing (a plain plotly figure, no widget state needed for the HTML report).
+    most every ``every_seconds`` (and at every evaluation), redraws a plotly ``FigureWidget`` shown by
+    :meth:`display`, so the curves move in JupyterLab while the cell runs. :meth:`finish` replaces the
+    widget by a plain plotly figure of the whole run (through the same display handle), which is what an
+    executed notebook keeps (papermill) and what its HTML report shows.
     """
 
     def __init__(self, title: str = "", every_seconds: float = 1.0, window: int = 20):
@@ -187,24 +189,28 @@ class LiveCurves:
         self.train: list[dict] = []
         self.evals: list[dict] = []
         self.redraws = 0
+        self.widget = None
         self._handle = None
         self._last = 0.0
 
     def figure(self):
+        """The current plain plotly figure."""
         return training_figure(self.train, self.evals, self.title, self.window)
 
     def bundle(self) -> dict:
         """The figure as a mime bundle for plotly's default renderers (a plotly figure shows itself through
-        ``_ipython_display_``, which would ignore the display handle)."""
+        ``_ipython_display_``, which would ignore a display handle)."""
         import plotly.io as pio
 
         return pio.renderers._build_mime_bundle(self.figure().to_dict())
 
     def display(self):
-        """Show the (empty) figure; later updates replace it. Returns the display handle."""
+        """Show the live figure (a FigureWidget); returns the display handle."""
+        import plotly.graph_objects as go
         from IPython.display import display
 
-        self._handle = display(self.bundle(), raw=True, display_id=True)
+        self.widget = go.FigureWidget(self.figure())
+        self._handle = display(self.widget, display_id=True)
         self._last = time.time()
         return self._handle
 
@@ -217,7 +223,26 @@ class LiveCurves:
     __call__ = update
 
     def redraw(self) -> None:
+        """Redraw the live figure from the records so far."""
         self._last = time.time()
         self.redraws += 1
+        if self.widget is None:
+            return
+        new = self.figure()
+        w = self.widget
+        with w.batch_update():
+            if [t.name for t in w.data] != [t.name for t in new.data]:
+                w.data = ()
+                w.add_traces(list(new.data))
+            else:
+                for old, fresh in zip(w.data, new.data):
+                    old.x, old.y = fresh.x, fresh.y
+
+    def finish(self) -> None:
+        """Replace the live widget by the plain figure of the whole run (kept by papermill and reports)."""
+        self.redraw()
         if self._handle is not None:
             self._handle.update(self.bundle(), raw=True)
+        if self.widget is not None:
+            self.widget.close()
+            self.widget = None

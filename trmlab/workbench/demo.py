@@ -13,12 +13,14 @@ demo ends with an error.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
 from typing import Callable
 
 from .datasets import ensure_dataset
+from .training import auto_threads
 from .notebook import display_path, resolve
 from .reports import report_runs
 from .results import is_run_folder, read_run
@@ -41,7 +43,7 @@ class DemoFailed(RuntimeError):
 
 
 def demo(steps: int = DEMO_STEPS, run: str = DEMO_RUN, data: str = DEMO_DATA, reports: str = "reports",
-         wandb_mode: str = "offline", eval_every: int = 200, echo: Callable = print,
+         wandb_mode: str = "disabled", eval_every: int = 200, threads: int = 0, echo: Callable = print,
          log_output: bool = True, progress: bool = True) -> Path:
     """Run the main job (see the module docstring); returns the path of ``reports/index.html``.
     An existing demo run folder is replaced (the demo always trains afresh)."""
@@ -53,6 +55,10 @@ def demo(steps: int = DEMO_STEPS, run: str = DEMO_RUN, data: str = DEMO_DATA, re
             raise DemoFailed(f"{run_dir} exists and is not a run folder; move it away or pass another --run")
         echo(f"replacing the previous demo run {display_path(run_dir)}")
         shutil.rmtree(run_dir)
+    n_threads = threads or auto_threads()
+    echo(f"torch CPU threads in the notebooks: {n_threads}"
+         + ("" if threads else " (from the machine's load; --threads overrides)"))
+    os.environ["OMP_NUM_THREADS"] = str(n_threads)  # the kernels papermill starts inherit it
     failed = []
     for name, params in DEMO_NOTEBOOKS:
         try:
@@ -62,7 +68,8 @@ def demo(steps: int = DEMO_STEPS, run: str = DEMO_RUN, data: str = DEMO_DATA, re
             continue
         p = dict(params)
         if name == "02-train":
-            p.update(steps=steps, data=display_path(data_dir), wandb_mode=wandb_mode, eval_every=eval_every)
+            p.update(steps=steps, data=display_path(data_dir), wandb_mode=wandb_mode, eval_every=eval_every,
+                     threads=n_threads)
         try:
             run_notebook(name, p, out=run_dir, log_output=log_output, progress=progress, echo=echo)
         except NotebookFailed as e:

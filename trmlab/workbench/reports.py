@@ -39,6 +39,13 @@ WIDGET_JS = {
     "require.js": ("requirejs@2.3.8", "c1fc6b1d53af7522f78d664922abb32acac64ed0ecccb8f907f1e6fc7262563a"),
     "embed-amd.js": ("@jupyter-widgets/html-manager@1.0.15",
                      "ca87dff57c70ffb2658794fde0eab0e27e5f5472a1f5df7ab2b08e1039fc4b72"),
+    # the icon fonts the widget styles load (Font Awesome, Lato), inlined into the script at export
+    "1551f4f60c37af51121f.woff2": ("@jupyter-widgets/html-manager@1.0.15",
+                                   "9834b82ad26e2a37583d22676a12dd2eb0fe7c80356a2114d0db1aa8b3899537"),
+    "7a3337626410ca2f4071.woff2": ("@jupyter-widgets/html-manager@1.0.15",
+                                   "e42a88444448ac3d60549cc7c1ff2c8a9cac721034c073d80a14a44e79730cca"),
+    "d878b0a6a1144760244f.woff2": ("@jupyter-widgets/html-manager@1.0.15",
+                                   "8ea8791754915a898a3100e63e32978a6d1763be6df8e73a39d3a90d691cdeef"),
 }
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
@@ -95,8 +102,8 @@ def widget_js_dir() -> Optional[Path]:
 
 
 #: where each script is inside its npm tarball (``npm pack`` names the tarballs this way)
-_TARBALLS = {"require.js": ("requirejs-2.3.8.tgz", "package/require.js"),
-             "embed-amd.js": ("jupyter-widgets-html-manager-1.0.15.tgz", "package/dist/embed-amd.js")}
+_TARBALLS = {name: ("jupyter-widgets-html-manager-1.0.15.tgz", f"package/dist/{name}") for name in WIDGET_JS}
+_TARBALLS["require.js"] = ("requirejs-2.3.8.tgz", "package/require.js")
 
 
 def install_widget_js(tarballs: str | os.PathLike, dest: Optional[str | os.PathLike] = None) -> Path:
@@ -136,6 +143,18 @@ def anywidget_module() -> str:
     return head + 'define("anywidget", ["@jupyter-widgets/base"]' + tail
 
 
+def widget_renderer(js_dir: Path) -> str:
+    """embed-amd.js with its font files inlined as data: URLs (webpack would fetch them next to the script)."""
+    import base64
+    import re
+
+    js = (js_dir / "embed-amd.js").read_text()
+    for font in sorted(js_dir.glob("*.woff2")):
+        url = "data:font/woff2;base64," + base64.b64encode(font.read_bytes()).decode("ascii")
+        js = re.sub(r'\b\w+\.p\+"' + re.escape(font.name) + '"', json.dumps(url), js)
+    return js
+
+
 def _inline(js: str) -> str:
     """Script text safe inside an inline <script> element."""
     return js.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
@@ -150,6 +169,35 @@ def _is_plotly_loader(output: dict) -> bool:
     text = "".join(text) if isinstance(text, list) else text
     return PLOTLY_MIME not in data and "window.PlotlyConfig" in text and (
         "window.Plotly = Plotly" in text or "define('plotly'" in text)
+
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def prune_widget_state(nb) -> int:
+    """Drop widget models no output shows (directly or through another shown model), e.g. a live
+    figure that was replaced by a plain one when training ended. Returns how many were dropped."""
+    import re
+
+    bundle = (nb.metadata.get("widgets") or {}).get(WIDGET_STATE)
+    if not bundle or "state" not in bundle:
+        return 0
+    state = bundle["state"]
+    todo = [o["data"][WIDGET_VIEW]["model_id"] for c in nb.cells for o in c.get("outputs", [])
+            if WIDGET_VIEW in (o.get("data") or {})]
+    keep: set = set()
+    ref = re.compile(r'IPY_MODEL_([0-9a-f]{8,})|"model_id":\s*"([0-9a-f]{8,})"')
+    while todo:
+        mid = todo.pop()
+        if mid in keep or mid not in state:
+            continue
+        keep.add(mid)
+        for a, b in ref.findall(json.dumps(state[mid])):
+            todo.append(a or b)
+    dropped = len(state) - len(keep)
+    bundle["state"] = {k: v for k, v in state.items() if k in keep}
+    return dropped
 
 
 def prepare_notebook(nb, banner_html: str, keep_widgets: bool):
@@ -178,6 +226,8 @@ def prepare_notebook(nb, banner_html: str, keep_widgets: bool):
         cell["outputs"] = outputs
     if not keep_widgets and "widgets" in nb.metadata:
         del nb.metadata["widgets"]
+    elif keep_widgets:
+        prune_widget_state(nb)
     banner = nbformat.v4.new_markdown_cell(banner_html)
     banner.metadata["tags"] = ["trmlab-banner"]
     nb.cells.insert(0, banner)
@@ -211,7 +261,7 @@ def export_report(notebook: str | os.PathLike, out_html: str | os.PathLike, titl
     if js_dir is not None:
         head.append(_inline((js_dir / "require.js").read_text()))
         head.append(_inline(anywidget_module()))
-        footer.append(_inline((js_dir / "embed-amd.js").read_text()))
+        footer.append(_inline(widget_renderer(js_dir)))
     exporter = HTMLExporter(template_name="trmlab_report", extra_template_basedirs=[str(TEMPLATES)])
     resources = {"trmlab_head_js": head, "trmlab_footer_js": footer,
                  "metadata": {"name": title or notebook.stem}}
@@ -352,7 +402,7 @@ def write_index(out: str | os.PathLike = "reports") -> Path:
         if ev and e.eval_n_supervision:
             ev += f" @ {e.eval_n_supervision} steps"
         if ev and e.eval_checkpoint:
-            ev += f" · checkpoint {html.escape(str(e.eval_checkpoint))}"
+            ev += f" · checkpoint {html.escape(Path(str(e.eval_checkpoint)).name)}"
             if e.eval_checkpoint_choice:
                 ev += f" ({html.escape(str(e.eval_checkpoint_choice))})"
         size = f"{e.n_params:,}" if e.n_params else ""
@@ -375,8 +425,8 @@ p.note {{ color: #555; max-width: 70em; }}
 <h1>trmlab reports</h1>
 <p class="note">Each report is an executed notebook (papermill) exported to HTML with its figures and widgets;
 it opens with no network and no kernel. <i>training eval</i>: test exact accuracy at the last evaluation
-during training, with its 95% interval; <i>evaluation</i>: the run's newest evaluation file (03-evaluate /
-trmlab eval) with the checkpoint it used. Newest first.</p>
+during training, with its 95% interval; <i>evaluation</i>: the run's evaluation file (03-evaluate /
+trmlab eval) with the checkpoint it used and how that checkpoint was chosen. Newest first.</p>
 <table id="reports"><thead><tr><th>report</th><th>task</th><th>preset</th><th>notebook</th><th>status</th>
 <th>steps</th><th>minutes</th><th>parameters</th><th>training eval (exact)</th><th>evaluation (exact)</th>
 <th>date</th></tr></thead>

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -67,16 +68,34 @@ def find_notebook(notebook: str | os.PathLike) -> Path:
 
 
 def notebook_parameters(path: str | os.PathLike) -> dict[str, dict]:
-    """The notebook's ``parameters`` cell: name -> {"default": source text, "type", "help"}."""
-    import papermill
+    """The notebook's ``parameters`` cell: name -> {"default": source text of the value, "help": its comment}.
+
+    Read with Python's parser (papermill's own inspection skips any line whose comment holds an ``=``)."""
+    import nbformat
 
     path = Path(path)
     try:
-        params = papermill.inspect_notebook(str(path))
-    except Exception as e:  # papermill raises its own exceptions for bad notebooks
-        raise NotebookError(f"{path}: cannot read its parameters ({type(e).__name__}: {e})") from None
-    return {k: {"default": v.get("default"), "type": v.get("inferred_type_name"), "help": v.get("help", "")}
-            for k, v in params.items()}
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as e:  # nbformat raises several kinds for a bad file
+        raise NotebookError(f"{path}: not a readable notebook ({type(e).__name__}: {e})") from None
+    cell = next((c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        return {}
+    src = cell.source
+    try:
+        tree = ast.parse(src)
+    except SyntaxError as e:
+        raise NotebookError(f"{path}: its parameters cell is not valid Python (line {e.lineno}: {e.msg})") from None
+    lines = src.splitlines()
+    out = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for t in targets:
+            if isinstance(t, ast.Name) and node.value is not None:
+                line = lines[node.end_lineno - 1]
+                help_text = line.split("#", 1)[1].strip() if "#" in line[node.end_col_offset:] else ""
+                out[t.id] = {"default": ast.get_source_segment(src, node.value), "help": help_text}
+    return out
 
 
 def parse_value(text: Any) -> Any:
@@ -168,7 +187,8 @@ def run_notebook(notebook: str | os.PathLike, params: Optional[Mapping[str, Any]
                  out: Optional[str | os.PathLike] = None, kernel: str = KERNEL, log_output: bool = False,
                  progress: bool = True, echo: Callable = print) -> Path:
     """Execute ``notebook`` with papermill and return the executed notebook's path (see the module
-    docstring). Raises :class:`NotebookFailed` when a cell raises (the executed notebook is kept)."""
+    docstring). ``log_output``: copy the cells' printed output to this process's stdout/stderr as they
+    run. Raises :class:`NotebookFailed` when a cell raises (the executed notebook is kept)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -187,8 +207,9 @@ def run_notebook(notebook: str | os.PathLike, params: Optional[Mapping[str, Any]
     if (Path(root) / "trmlab").is_dir() and root not in env_path.split(os.pathsep):  # the kernel imports this checkout
         os.environ["PYTHONPATH"] = root + (os.pathsep + env_path if env_path else "")
     try:
+        streams = dict(stdout_file=sys.stdout, stderr_file=sys.stderr) if log_output else {}
         papermill.execute_notebook(str(path), str(executed), parameters=params, kernel_name=kernel,
-                                   cwd=root, progress_bar=progress, log_output=log_output)
+                                   cwd=root, progress_bar=progress, **streams)
     except PapermillExecutionError as e:
         raise NotebookFailed(path, executed, e.cell_index, e.exec_count, e.ename, e.evalue) from None
     finally:

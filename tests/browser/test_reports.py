@@ -1,0 +1,91 @@
+"""A shortened demo's reports in headless Chromium: the index links every report, plotly charts render,
+widgets render from their saved state, the recursion animation plays, no JavaScript error, no request
+leaves the machine. Screenshots go to the artifacts folder."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from browser_helpers import PageWatch
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+
+@pytest.fixture(scope="module")
+def short_demo(tmp_path_factory):
+    """`trmlab demo --steps 30` on a small generated 4x4 Sudoku, into a temporary folder."""
+    from trmlab.data.sudoku import build_sudoku
+
+    root = tmp_path_factory.mktemp("demo")
+    data = root / "sudoku4"
+    build_sudoku(data, generate=64, size=4, num_aug=2, test_generate=32, seed=0, progress=False,
+                 echo=lambda *a, **k: None)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               WANDB_MODE="disabled", OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "trmlab.cli", "demo", "--steps", "30", "--eval-every", "15",
+                        "--run", str(root / "run"), "--data", str(data), "--reports", str(root / "reports"),
+                        "--wandb-mode", "disabled", "--quiet"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "open " in r.stdout and "index.html" in r.stdout
+    return root
+
+
+def _demo_notebooks():
+    from trmlab.workbench.demo import DEMO_NOTEBOOKS
+
+    return [name for name, _ in DEMO_NOTEBOOKS if (REPO / "notebooks" / f"{name}.ipynb").is_file()]
+
+
+FRAMES = """() => { const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .find(g => g._transitionData && g._transitionData._frames && g._transitionData._frames.length > 1);
+  return gd ? {active: gd._fullLayout.sliders[0].active, frames: gd._transitionData._frames.length} : null; }"""
+
+
+def test_index_and_every_report_render_offline(browser, short_demo, artifacts):
+    reports = short_demo / "reports"
+    names = _demo_notebooks()
+    assert "02-train" in names and "04-recursion" in names
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    watch = PageWatch(page, allowed_prefixes=["file://"])
+    page.goto((reports / "index.html").as_uri())
+    links = page.eval_on_selector_all("#reports a", "els => els.map(e => e.getAttribute('href'))")
+    assert sorted(links) == sorted(f"run-{n}.html" for n in names)
+    assert page.locator("#reports").inner_text().count("sudoku 4x4") == len(names)
+    page.screenshot(path=f"{artifacts}/reports-index.png", full_page=True)
+    for name in names:
+        page.goto((reports / f"run-{name}.html").as_uri())
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60000)
+        n_plots = page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
+        assert n_plots >= 1, f"{name}: no plotly chart rendered"
+        banner = page.locator(".trmlab-banner").first.inner_text()
+        assert name in banner and "failed" not in banner
+        if name == "02-train":
+            # the training figure shows the whole run: 30 points in the loss trace
+            n = page.evaluate("() => Math.max(...Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                              ".map(g => (g.data && g.data[0] && g.data[0].x) ? g.data[0].x.length : 0))")
+            assert n == 30
+            # the tqdm progress bar is an ipywidget drawn from the saved widget state
+            page.wait_for_selector(".widget-hprogress, .jupyter-widgets .progress", timeout=30000)
+        if name == "04-recursion":
+            page.wait_for_function(f"() => ({FRAMES})() !== null", timeout=30000)
+            before = page.evaluate(FRAMES)
+            play = page.get_by_text("▶ Play").last
+            play.scroll_into_view_if_needed()
+            play.click()
+            after, deadline = before, time.time() + 20
+            while time.time() < deadline:
+                time.sleep(0.5)
+                after = page.evaluate(FRAMES)
+                if after["active"] != before["active"]:
+                    break
+            assert after["active"] != before["active"], f"the animation did not change frame: {before} -> {after}"
+        page.screenshot(path=f"{artifacts}/report-{name}.png", full_page=True)
+    assert watch.errors == [], f"JavaScript errors: {watch.errors}"
+    assert watch.console_errors == [], f"console errors: {watch.console_errors}"
+    assert watch.external == [], f"the pages tried the network: {watch.external}"
+    page.close()
