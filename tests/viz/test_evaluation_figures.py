@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from trmlab.trace.tasks import arc_encode, arc_spec, maze_spec, sudoku_spec
+from trmlab.data.arc import encode_arc_grid as arc_encode
+from trmlab.trace.tasks import arc_spec, maze_spec, sudoku_spec
 from trmlab.viz.evaluation import (accuracy_by_steps_figure, failure_gallery_figure, halting_figure,
                                    halting_steps_figure)
 from trmlab.eval.metrics import wilson_interval
