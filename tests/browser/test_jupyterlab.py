@@ -1,16 +1,11 @@
 """The recursion notebook in a real JupyterLab: run it in headless Chromium, press Play, watch it move."""
-import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
-from browser_helpers import PageWatch
+from browser_helpers import PageWatch, running_jupyterlab
 
 pytestmark = pytest.mark.browser
 
@@ -21,55 +16,14 @@ NOTEBOOK = os.path.join(REPO, "notebooks", "04-recursion.ipynb")
 BENIGN_CONSOLE = ("Failed to load resource: the server responded with a status of 404",)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def jupyterlab(tmp_path):
     """JupyterLab on 127.0.0.1 with a fresh config (news pop-up off) serving a copy of the notebook."""
     root = tmp_path / "lab"
     root.mkdir()
     shutil.copy(NOTEBOOK, root / "04-recursion.ipynb")
-    cfg = tmp_path / "jupyter-config"
-    (cfg / "labconfig").mkdir(parents=True)
-    (cfg / "labconfig" / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
-               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    port, token = _free_port(), "trmlab-test-token"
-    log = open(tmp_path / "jupyterlab.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--ServerApp.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=False"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(root))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                pytest.fail("JupyterLab did not start:\n" + (tmp_path / "jupyterlab.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield url, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with running_jupyterlab(root, tmp_path, extra_args=("--ServerApp.disable_check_xsrf=False",)) as lab:
+        yield lab
 
 
 def _readout(page) -> int:

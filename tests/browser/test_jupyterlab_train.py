@@ -1,18 +1,12 @@
 """02-train in a real JupyterLab (headless Chromium): Run All, and the training curve redraws while it trains."""
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from browser_helpers import PageWatch
+from browser_helpers import PageWatch, running_jupyterlab
 
 pytestmark = pytest.mark.browser
 
@@ -23,12 +17,6 @@ POINTS = """() => { let n = -1;
   for (const g of document.querySelectorAll('.js-plotly-plot')) {
     if (g.data && g.data.length && g.data[0].name === 'lm_loss') n = Math.max(n, (g.data[0].x || []).length); }
   return n; }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -51,43 +39,8 @@ def lab_with_train_notebook(tmp_path):
         lines.append(f"{name} = {json.dumps(values[name])}" if name in values else line)
     cell.source = "\n".join(lines)
     nbformat.write(nb, str(root / "02-train.ipynb"))
-    cfg = tmp_path / "jupyter-config"
-    (cfg / "labconfig").mkdir(parents=True)
-    (cfg / "labconfig" / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"), WANDB_MODE="disabled",
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    port, token = _free_port(), "trmlab-test-token"
-    log = open(tmp_path / "jupyterlab.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--ServerApp.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(root))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                pytest.fail("JupyterLab did not start:\n" + (tmp_path / "jupyterlab.log").read_text()[-3000:])
-            time.sleep(0.5)
+    with running_jupyterlab(root, tmp_path, extra_env={"WANDB_MODE": "disabled"}) as (url, token):
         yield url, token, tmp_path / "run"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_train_notebook_curves_move_while_it_trains(browser, lab_with_train_notebook, artifacts):

@@ -260,6 +260,22 @@ def fresh_questions(questions: np.ndarray, *others: np.ndarray) -> np.ndarray:
     return np.array([q.tobytes() not in seen for q in questions], dtype=bool)
 
 
+def split_generated(items: list, n_train: int, n_test: int):
+    """Split generated ``(question, answer, extra)`` tuples, kept in generation order, into the training
+    puzzles (the first ``n_train``), the test puzzles (the next ``n_test``) and the held-out rest (the
+    validation split), so train and test are the same bytes whether or not a validation split is asked for.
+
+    Returns ``(questions, answers, extras), test, (val_questions, val_answers)``; ``test`` is
+    ``(questions, answers)`` or None when ``n_test`` is 0; an empty validation part has no rows."""
+    train, test, held = items[:n_train], items[n_train:n_train + n_test], items[n_train + n_test:]
+    qs, answers = np.stack([t[0] for t in train]), np.stack([t[1] for t in train])
+    extras = np.array([t[2] for t in train])
+    tests = (np.stack([t[0] for t in test]), np.stack([t[1] for t in test])) if test else None
+    vq = np.stack([t[0] for t in held]) if held else qs[:0]
+    va = np.stack([t[1] for t in held]) if held else answers[:0]
+    return (qs, answers, extras), tests, (vq, va)
+
+
 def choose_rows(n_rows: int, subsample: Optional[int], n_val: int, rng: np.random.Generator,
                 val_rng: np.random.Generator):
     """Split the rows of a training CSV into (training rows, validation rows), both sorted, disjoint.

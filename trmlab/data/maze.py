@@ -17,7 +17,7 @@ import numpy as np
 from .augment import dihedral
 from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
 from .format import (DataBuildError, DatasetMetadata, PuzzleFormatError, SkipLog, choose_rows,
-                     fresh_questions, resolve_val, write_shared_id_dataset)
+                     fresh_questions, resolve_val, split_generated, write_shared_id_dataset)
 
 CHARSET = "# SGo"
 QUESTION_CHARS = "# SG"
@@ -376,16 +376,11 @@ def build_maze(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, siz
             ntest = 0
             exclude = {"".join(q.reshape(-1)) for q in tq}
         mz = generate_mazes(generate + ntest + n_val, size, min_path, seed, progress, exclude)
-        qs, as_ = np.stack([m[0] for m in mz[:generate]]), np.stack([m[1] for m in mz[:generate]])
-        ds = np.array([m[2] for m in mz[:generate]])
+        (qs, as_, ds), test, (vq, va) = split_generated(mz, generate, ntest)
         source["train"] = f"generated {generate} (seed {seed})"
-        if ntest:
-            test = mz[generate:generate + ntest]
-            tq, ta = np.stack([m[0] for m in test]), np.stack([m[1] for m in test])
+        if test is not None:
+            tq, ta = test
             source["test"] = f"generated {ntest} (seed {seed}, after the train mazes)"
-        held = mz[generate + ntest:]
-        vq = np.stack([m[0] for m in held]) if held else qs[:0]
-        va = np.stack([m[1] for m in held]) if held else as_[:0]
         if n_val:
             source["val"] = f"generated {n_val} (seed {seed}, after the train and test mazes)"
     if tq.shape[1:] != qs.shape[1:]:

@@ -15,7 +15,8 @@ import numpy as np
 
 from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
 from .format import (DataBuildError, DatasetMetadata, PuzzleFormatError, SkipLog, choose_rows,
-                     fresh_questions, resolve_val, smallest_uint_dtype, write_shared_id_dataset)
+                     fresh_questions, resolve_val, smallest_uint_dtype, split_generated,
+                     write_shared_id_dataset)
 
 BOXES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -487,16 +488,11 @@ def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, s
             exclude = {q.tobytes() for q in tq}
             source["test"] = str(test_csv)
         pz = generate_puzzles(generate + ntest + n_val, size, seed, difficulty, min_guesses, progress, exclude)
-        qs, as_ = np.stack([p[0] for p in pz[:generate]]), np.stack([p[1] for p in pz[:generate]])
-        rs = np.array([p[2] for p in pz[:generate]])
+        (qs, as_, rs), test, (vq, va) = split_generated(pz, generate, ntest)
         source["train"] = f"generated {generate} ({difficulty}, seed {seed})"
-        if ntest:
-            test = pz[generate:generate + ntest]
-            tq, ta = np.stack([p[0] for p in test]), np.stack([p[1] for p in test])
+        if test is not None:
+            tq, ta = test
             source["test"] = f"generated {ntest} ({difficulty}, seed {seed}, after the train puzzles)"
-        held = pz[generate + ntest:]
-        vq = np.stack([p[0] for p in held]) if held else qs[:0]
-        va = np.stack([p[1] for p in held]) if held else as_[:0]
         if n_val:
             source["val"] = f"generated {n_val} ({difficulty}, seed {seed}, after the train and test puzzles)"
     keep = fresh_questions(vq, qs, tq)
