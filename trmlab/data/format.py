@@ -276,6 +276,25 @@ def split_generated(items: list, n_train: int, n_test: int):
     return (qs, answers, extras), tests, (vq, va)
 
 
+#: the validation rows of a CSV build are drawn with ``default_rng([seed, VAL_STREAM])``
+VAL_STREAM = 1
+
+
+def csv_val_rows(csv, n_rows: int, subsample: Optional[int], val: Optional[int], seed: int,
+                 rng: np.random.Generator, notes: List[str]):
+    """The training and validation rows of a training CSV with ``n_rows`` usable rows (Sudoku, Maze).
+
+    ``val`` is ``--val`` (None: the default share); the training subsample is drawn with ``rng``
+    (:func:`choose_rows`). A CSV too small for the default split gets none, with a note appended to
+    ``notes``. Returns ``(train_rows, val_rows, n_val)``."""
+    n_val = resolve_val(val, min(subsample or n_rows, n_rows))
+    if val is None and n_val >= n_rows:
+        n_val = 0
+        notes.append(f"no validation split: {csv} has only {n_rows} usable row(s); pass --val N to hold some out")
+    train, held = choose_rows(n_rows, subsample, n_val, rng, np.random.default_rng([seed, VAL_STREAM]))
+    return train, held, n_val
+
+
 def choose_rows(n_rows: int, subsample: Optional[int], n_val: int, rng: np.random.Generator,
                 val_rng: np.random.Generator):
     """Split the rows of a training CSV into (training rows, validation rows), both sorted, disjoint.

@@ -16,13 +16,12 @@ import numpy as np
 
 from .augment import dihedral
 from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
-from .format import (DataBuildError, DatasetMetadata, PuzzleFormatError, SkipLog, choose_rows,
+from .format import (DataBuildError, DatasetMetadata, PuzzleFormatError, SkipLog, csv_val_rows,
                      fresh_questions, resolve_val, split_generated, write_shared_id_dataset)
 
 CHARSET = "# SGo"
 QUESTION_CHARS = "# SG"
 DEFAULT_OUT = "data/maze-30x30-hard-1k"
-VAL_STREAM = 1  # the validation rows of a CSV build are drawn with default_rng([seed, VAL_STREAM])
 _CHAR2ID = np.zeros(256, dtype=np.uint8)
 _CHAR2ID[np.frombuffer(CHARSET.encode(), dtype=np.uint8)] = np.arange(1, len(CHARSET) + 1)
 _ID2CHAR = np.frombuffer((" " + CHARSET).encode(), dtype=np.uint8)   # 0 (PAD) shows as ' '
@@ -342,12 +341,7 @@ def build_maze(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, siz
         qs, as_, ds, size, nu = load_csv(csv, skips, size)
         non_unique += nu
         source["train"] = str(csv)
-        n_val = resolve_val(val, min(subsample or len(qs), len(qs)))
-        if val is None and n_val >= len(qs):
-            n_val = 0
-            notes.append(f"no validation split: {csv} has only {len(qs)} usable row(s); pass --val N to hold some out")
-        tr, vi = choose_rows(len(qs), subsample, n_val, np.random.default_rng(seed),
-                             np.random.default_rng([seed, VAL_STREAM]))
+        tr, vi, n_val = csv_val_rows(csv, len(qs), subsample, val, seed, np.random.default_rng(seed), notes)
         vq, va = qs[vi], as_[vi]
         qs, as_, ds = qs[tr], as_[tr], ds[tr]
         if n_val:

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
-from .format import (DataBuildError, DatasetMetadata, PuzzleFormatError, SkipLog, choose_rows,
+from .format import (DataBuildError, DatasetMetadata, PuzzleFormatError, SkipLog, csv_val_rows,
                      fresh_questions, resolve_val, smallest_uint_dtype, split_generated,
                      write_shared_id_dataset)
 
@@ -23,7 +23,6 @@ DIFFICULTIES = ("easy", "medium", "hard")
 # Default minimum number of guesses for "hard" (a guess = a branching node of the backtracking solver).
 HARD_MIN_GUESSES = {4: 0, 6: 1, 9: 50}
 DEFAULT_OUT = "data/sudoku-extreme-1k-aug-1000"
-VAL_STREAM = 1  # the validation rows of a CSV build are drawn with default_rng([seed, VAL_STREAM])
 
 
 def size_of(seq_len: int) -> int:
@@ -457,11 +456,7 @@ def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, s
     if csv is not None:
         qs, as_, rs, size = load_csv(csv, size, skips, min_rating)
         source["train"] = str(csv)
-        n_val = resolve_val(val, min(subsample or len(qs), len(qs)))
-        if val is None and n_val >= len(qs):
-            n_val = 0
-            notes.append(f"no validation split: {csv} has only {len(qs)} usable row(s); pass --val N to hold some out")
-        tr, vi = choose_rows(len(qs), subsample, n_val, rng, np.random.default_rng([seed, VAL_STREAM]))
+        tr, vi, n_val = csv_val_rows(csv, len(qs), subsample, val, seed, rng, notes)
         vq, va = qs[vi], as_[vi]
         qs, as_, rs = qs[tr], as_[tr], rs[tr]
         if n_val:
