@@ -84,12 +84,19 @@ def test_halt_head_firing_at_step_1_gives_step_1_accuracy():
     assert r["index"].tolist() == list(range(12)) and r["q_halt"].shape == (12,)
 
 
-def test_learned_halting_stops_each_puzzle_at_its_own_step_and_saves_compute():
+def _staggered(n: int, seed: int):
+    """A model whose halting head stops puzzles at different steps, and ``n`` puzzles labelled so that
+    puzzle b is first right after step 1 + b % N. Returns (model, batch, per-step predictions)."""
     model = _model()
-    batch = sudoku4_batch(24, seed=3)
+    batch = sudoku4_batch(n, seed=seed)
     preds = _step_preds(model, batch)
-    batch["labels"] = _labels_from(preds, [1 + (b % N) for b in range(24)])
+    batch["labels"] = _labels_from(preds, [1 + (b % N) for b in range(n)])
     _set_q_head(model, weight_std=1.0, halt_bias=8.0)
+    return model, batch, preds
+
+
+def test_learned_halting_stops_each_puzzle_at_its_own_step_and_saves_compute():
+    model, batch, preds = _staggered(24, seed=3)
     b = _with_padding(batch, 3)
     mx = evaluate(model, [b], halting="max", records=True)
     le = evaluate(model, [b], halting="learned", records=True)
@@ -194,11 +201,7 @@ def test_arc_voting_gets_each_answer_at_its_halting_step():
 
 
 def test_two_ranks_merged_equal_one_process():
-    model = _model()
-    batch = sudoku4_batch(16, seed=7)
-    preds = _step_preds(model, batch)
-    batch["labels"] = _labels_from(preds, [1 + (b % N) for b in range(16)])
-    _set_q_head(model, weight_std=1.0, halt_bias=8.0)
+    model, batch, preds = _staggered(16, seed=7)
     full = _with_padding(batch, 0)
     halves = [{k: v[i::2] for k, v in full.items()} for i in range(2)]
     for halting in ("max", "learned"):
