@@ -108,11 +108,24 @@ def _print_metrics(metrics: dict) -> None:
         print(f"{k}: {metrics[k]:.4f}")
 
 
+def _zoo_data(run: str, data):
+    """A zoo model's dataset, built (and its hash checked) when no other dataset is given."""
+    from .train import zoo
+
+    if data or zoo.resolve(run) is None:
+        return data
+    from .workbench.zoo import ensure_zoo_data, recipe_of
+
+    name = zoo.resolve(run).name
+    folder, _ = ensure_zoo_data(recipe_of(name), zoo.read_card(zoo.folder(name)))
+    return str(folder)
+
+
 def _eval(args) -> int:
     from .train.inference import evaluate_run
 
     metrics = evaluate_run(args.run, n_supervision=args.steps, halting=args.halting, checkpoint=args.checkpoint,
-                           data=args.data, batch_size=args.batch_size, ema=not args.no_ema,
+                           data=_zoo_data(args.run, args.data), batch_size=args.batch_size, ema=not args.no_ema,
                            arc_pool_votes=True if args.arc_pool_votes else None)
     used = (f"checkpoint {metrics['checkpoint']} (step {metrics['checkpoint_step']}), "
             f"chosen as: {metrics['checkpoint_choice']}")
@@ -169,6 +182,32 @@ def _solve(args) -> int:
     return 0
 
 
+def _zoo(args) -> int:
+    from .train import zoo
+    from .workbench import zoo as wzoo
+
+    if args.zoo_command == "list":
+        rows = wzoo.list_models()
+        if not rows:
+            print(f"the zoo ({zoo.zoo_dir()}) is empty")
+        print(f"{'name':<10} {'task':<10} {'parameters':>10}  {'exact accuracy (95% interval)':<32} title")
+        for r in rows:
+            acc = f"{r['accuracy']:.1%} [{r['interval'][0]:.1%}, {r['interval'][1]:.1%}] N={r['steps']}"
+            print(f"{r['name']:<10} {r['task']:<10} {r['parameters']:>10,}  {acc:<32} {r['title']}")
+        return 0
+    if args.zoo_command == "path":
+        print(zoo.folder(args.name))
+        return 0
+    if args.zoo_command == "train":
+        result = wzoo.train_zoo_model(args.name, run=args.out or "", steps=args.steps, progress=not args.quiet)
+        print(f"trained {result.steps} steps into {result.run_dir}")
+        _print_metrics(result.metrics)
+        return 0
+    dest = wzoo.export(args.run, args.name, progress=not args.quiet)
+    print(f"wrote {dest}")
+    return 0
+
+
 # -- trmlab data ...: the builders are trmlab/data's; `show --png` draws with trmlab/viz -----------------
 def _data_sudoku(a) -> int:
     from .data.sudoku import build_sudoku
@@ -176,7 +215,7 @@ def _data_sudoku(a) -> int:
     build_sudoku(a.out, csv=a.csv, generate=a.generate, size=a.size, subsample=a.subsample, num_aug=a.num_aug,
                  seed=a.seed, test_csv=a.test_csv, test_generate=a.test_generate, val=a.val, difficulty=a.difficulty,
                  min_guesses=a.min_guesses, min_rating=a.min_rating, strict=a.strict, force=a.force,
-                 progress=not a.quiet)
+                 progress=not a.quiet, givens=a.givens)
     return 0
 
 
@@ -254,6 +293,8 @@ def _add_data_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--difficulty", choices=("easy", "medium", "hard"), default="hard",
                    help="generator: easy = no guessing needed; medium = minimal; hard = minimal and needs guesses")
     p.add_argument("--min-guesses", type=int, help="generator: least backtracking guesses (hard default 4x4 0, 6x6 1, 9x9 50)")
+    p.add_argument("--givens", type=int, metavar="N",
+                   help="generator: stop removing cells at N givens (more givens = fewer rounds of deduction)")
     p.add_argument("--min-rating", type=float, help="CSV: keep rows with rating >= this (the reference's min_difficulty)")
     _data_val(p, "puzzles")
     _data_common(p, "data/sudoku-extreme-1k-aug-1000")
@@ -402,6 +443,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "one pooled (the reference's protocol; default: the run's train.arc_pool_votes)")
     s.set_defaults(func=_eval)
 
+    s = sub.add_parser("zoo", help="the trained models shipped with trmlab: list, path, train (reproduce), export",
+                       description="Zoo models live in zoo/<name>/ (safetensors weights, model card, curves). Every "
+                                   "command that takes a run folder also takes a zoo name, e.g. `trmlab eval sudoku9`.")
+    zs = s.add_subparsers(dest="zoo_command", required=True)
+    z = zs.add_parser("list", help="names, task, parameters and held-out accuracy of every zoo model")
+    z = zs.add_parser("path", help="the folder of a zoo model")
+    z.add_argument("name")
+    z = zs.add_parser("train", help="reproduce a zoo model from its card: build the data (hash checked), train "
+                                    "(resumable: run it again to continue)")
+    z.add_argument("name")
+    z.add_argument("--out", help="run folder (default runs/zoo-NAME)")
+    z.add_argument("--steps", type=int, default=0, help="stop after this many steps (default: the card's)")
+    z.add_argument("--quiet", action="store_true")
+    z = zs.add_parser("export", help="evaluate a trained run and write it into the zoo as NAME (maintainers)")
+    z.add_argument("run")
+    z.add_argument("name", help="a zoo recipe name (trmlab/workbench/zoo.py RECIPES)")
+    z.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_zoo)
+
     s = sub.add_parser("solve", help="answer one puzzle with a trained run")
     s.add_argument("run")
     s.add_argument("--sudoku", help="the puzzle: digits, '.', '0' or '_' for blanks; all cells on one line or "
@@ -478,10 +538,11 @@ def main(argv=None) -> int:
     from .data.format import DatasetError
     from .train.checkpoint import CheckpointError
     from .train.trainer import TrainingError
+    from .train.zoo import ZooError
 
     try:
         return int(args.func(args) or 0)
-    except (CliError, ConfigError, DatasetError, CheckpointError, TrainingError, FileNotFoundError, ValueError) as e:
+    except (CliError, ConfigError, DatasetError, CheckpointError, TrainingError, ZooError, FileNotFoundError, ValueError) as e:
         print(f"trmlab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except RuntimeError as e:

@@ -329,6 +329,27 @@ def read_test_puzzles(root) -> Dict[str, dict]:
     return _load_json(Path(root) / "test_puzzles.json", " (only ARC datasets have it)")
 
 
+def dataset_hash(root) -> str:
+    """SHA-256 over every file of a built dataset (relative path and bytes, in path order) except
+    ``build.json`` (it records the build's duration): two builds with the same arguments and seed give
+    the same hash. Model cards record it so a retraining can show it starts from the same data."""
+    import hashlib
+
+    root = Path(root)
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.name != "build.json")
+    if not files:
+        raise DatasetError(f"{root}: no dataset files to hash (not a built dataset)")
+    h = hashlib.sha256()
+    for f in files:
+        rel = f.relative_to(root).as_posix().encode()
+        h.update(len(rel).to_bytes(4, "little") + rel)
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 def read_build_info(root) -> dict:
     """trmlab's ``build.json`` (family, grid shape, arguments, counts, skips); ``{}`` when absent."""
     path = Path(root) / "build.json"

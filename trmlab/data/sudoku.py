@@ -289,13 +289,17 @@ def rate(question: np.ndarray) -> Tuple[int, int]:
 
 
 def generate_puzzle(n: int, rnd: random.Random, difficulty: str = "hard", min_guesses: Optional[int] = None,
-                    max_tries: int = 1000) -> Tuple[np.ndarray, np.ndarray, int]:
+                    max_tries: int = 1000, givens: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, int]:
     """One puzzle with exactly one solution: returns (question, answer, rating).
 
     easy: cells are removed (random order) while the puzzle stays unique and solvable without guessing;
     medium: removed while unique (a minimal puzzle); hard: a minimal puzzle whose rating >= min_guesses
     (default ``HARD_MIN_GUESSES[n]``), retried until one is found.
+    ``givens``: stop removing once this many givens are left (more givens, fewer rounds of deduction: an
+    easier puzzle); a puzzle that reaches its difficulty's limit first keeps more givens.
     """
+    if givens is not None and not 1 <= givens <= n * n:
+        raise ValueError(f"givens must be in 1..{n * n} for {n}x{n}, got {givens}")
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
     solver = _Solver(n)
@@ -306,12 +310,17 @@ def generate_puzzle(n: int, rnd: random.Random, difficulty: str = "hard", min_gu
         cells = list(sol)
         order = list(range(n * n))
         rnd.shuffle(order)
+        left = n * n
         for i in order:
+            if givens is not None and left <= givens:
+                break
             v = cells[i]
             cells[i] = 0
             count, guesses, _ = solver.search(cells, limit=2)
             if count != 1 or (difficulty == "easy" and guesses > 0):
                 cells[i] = v
+            else:
+                left -= 1
         count, guesses, _ = solver.search(cells, limit=2)
         if count == 1 and guesses >= min_guesses:
             q = np.array(cells, dtype=np.uint8).reshape(n, n)
@@ -323,7 +332,7 @@ def generate_puzzle(n: int, rnd: random.Random, difficulty: str = "hard", min_gu
 
 def generate_puzzles(count: int, n: int = 9, seed: int = 0, difficulty: str = "hard",
                      min_guesses: Optional[int] = None, progress: bool = False,
-                     exclude: Optional[set] = None) -> List[Tuple[np.ndarray, np.ndarray, int]]:
+                     exclude: Optional[set] = None, givens: Optional[int] = None) -> List[Tuple[np.ndarray, np.ndarray, int]]:
     """``count`` distinct puzzles (seeded: same seed, same puzzles), each checked by :func:`check_solution`."""
     if n not in BOXES:
         raise DataBuildError(f"--size must be one of 4, 6, 9, got {n}")
@@ -336,7 +345,7 @@ def generate_puzzles(count: int, n: int = 9, seed: int = 0, difficulty: str = "h
         attempts += 1
         if attempts > 50 * count + 1000:
             raise DataBuildError(f"could only make {len(out)} distinct {n}x{n} puzzles of {count} asked")
-        q, a, g = generate_puzzle(n, rnd, difficulty, min_guesses)
+        q, a, g = generate_puzzle(n, rnd, difficulty, min_guesses, givens=givens)
         key = q.tobytes()
         if key in seen:
             continue
@@ -430,7 +439,7 @@ def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, s
                  subsample: Optional[int] = None, num_aug: int = 1000, seed: int = 0, test_csv=None,
                  test_generate: Optional[int] = None, val: Optional[int] = None, difficulty: str = "hard",
                  min_guesses: Optional[int] = None, min_rating: Optional[float] = None, strict: bool = False,
-                 force: bool = False, progress: bool = True, echo=print) -> dict:
+                 force: bool = False, progress: bool = True, echo=print, givens: Optional[int] = None) -> dict:
     """Build a Sudoku dataset; returns the ``build.json`` dict. See ``trmlab data sudoku --help``.
 
     ``val``: puzzles in the validation split (``val/``, unaugmented, disjoint from train and test);
@@ -446,6 +455,10 @@ def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, s
         raise DataBuildError(f"--num-aug must be >= 0, got {num_aug}")
     if size is not None and size not in BOXES:
         raise DataBuildError(f"--size must be one of 4, 6, 9, got {size}")
+    if givens is not None and generate is None and test_generate is None:
+        raise DataBuildError("--givens applies to generated puzzles (--generate N or --test-generate N), not to a CSV")
+    if givens is not None and not 1 <= givens <= (size or 9) ** 2:
+        raise DataBuildError(f"--givens must be in 1..{(size or 9) ** 2} for {size or 9}x{size or 9}, got {givens}")
     out = Path(out)
     if out.exists() and not force:
         raise DataBuildError(f"{out}: already exists; pass --force to overwrite it")
@@ -467,7 +480,7 @@ def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, s
             source["test"] = str(test_csv)
         else:
             pz = generate_puzzles(test_generate, size, seed + 1, difficulty, min_guesses, progress,
-                                  exclude={q.tobytes() for q in np.concatenate([qs, vq])})
+                                  exclude={q.tobytes() for q in np.concatenate([qs, vq])}, givens=givens)
             tq, ta = np.stack([p[0] for p in pz]), np.stack([p[1] for p in pz])
             source["test"] = f"generated {test_generate} ({difficulty}, seed {seed + 1})"
     else:
@@ -482,7 +495,8 @@ def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, s
             ntest = 0
             exclude = {q.tobytes() for q in tq}
             source["test"] = str(test_csv)
-        pz = generate_puzzles(generate + ntest + n_val, size, seed, difficulty, min_guesses, progress, exclude)
+        pz = generate_puzzles(generate + ntest + n_val, size, seed, difficulty, min_guesses, progress, exclude,
+                              givens=givens)
         (qs, as_, rs), test, (vq, va) = split_generated(pz, generate, ntest)
         source["train"] = f"generated {generate} ({difficulty}, seed {seed})"
         if test is not None:
@@ -504,10 +518,11 @@ def build_sudoku(out=DEFAULT_OUT, *, csv=None, generate: Optional[int] = None, s
         "arguments": {"csv": str(csv) if csv else None, "generate": generate, "size": size, "subsample": subsample,
                       "num_aug": num_aug, "seed": seed, "test_csv": str(test_csv) if test_csv else None,
                       "test_generate": test_generate, "val": val, "difficulty": difficulty,
-                      "min_guesses": min_guesses, "min_rating": min_rating, "strict": strict},
+                      "min_guesses": min_guesses, "min_rating": min_rating, "strict": strict, "givens": givens},
         "counts": {"train_groups": int(len(qs)), "train_examples": int(train_arrays["inputs"].shape[0]),
                    "val_examples": int(len(vq)), "test_examples": int(test_arrays["inputs"].shape[0]),
-                   "train_mean_rating": float(np.mean(rs)) if len(rs) else 0.0},
+                   "train_mean_rating": float(np.mean(rs)) if len(rs) else 0.0,
+                   "train_mean_givens": float(np.mean((qs > 0).sum(axis=(1, 2)))) if len(qs) else 0.0},
         "notes": notes, "skipped": len(skips), "skips": skips.items[:1000],
     }
     for n in notes:

@@ -23,12 +23,14 @@ from ..config import RunConfig
 from ..io import write_json_atomic
 from ..model import DeepSupervision, build_model, run_to_halt
 from . import checkpoint as ckpt
+from . import zoo
 from .distributed import resolve_device, resolve_dtype
 
 
 def load_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True, device: str = "cpu",
              dtype: str = "float32") -> tuple[DeepSupervision, RunConfig]:
-    """Load a run folder (its ``last`` (default) / ``best`` / ``step_N`` checkpoint) or a checkpoint file.
+    """Load a run folder (its ``last`` (default) / ``best`` / ``step_N`` checkpoint), a checkpoint file,
+    or a zoo model by name (``load_run("sudoku9")``; see :mod:`trmlab.train.zoo`).
 
     With ``ema=True`` (default) the EMA weights are used when the run kept them, as the reference
     evaluates. Returns the model in eval mode and the run's config; :func:`open_run` also says which
@@ -41,7 +43,7 @@ def load_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True
 def open_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True, device: str = "cpu",
              dtype: str = "float32") -> tuple[DeepSupervision, RunConfig, ckpt.CheckpointChoice]:
     """:func:`load_run`, plus the :class:`~trmlab.train.checkpoint.CheckpointChoice` (file, step, how chosen)."""
-    choice, state = ckpt.choose_checkpoint(path, checkpoint)
+    choice, state = choose(path, checkpoint)
     file = choice.file
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
         raise ckpt.CheckpointError(f"{file}: not a trmlab checkpoint (missing config/model)")
@@ -58,6 +60,23 @@ def open_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True
     model.set_forward_dtype(resolve_dtype(dtype, dev))
     model.eval()
     return model, cfg, choice
+
+
+def choose(path: str | os.PathLike, checkpoint: str = "last") -> tuple[ckpt.CheckpointChoice, dict]:
+    """The checkpoint ``checkpoint`` of a run folder or file, or a zoo model's weights (a zoo name or
+    folder: it has one set of weights, so only ``last`` is accepted)."""
+    folder = zoo.resolve(path) or (Path(path) if zoo.is_zoo_folder(path) else None)
+    if folder is None:
+        return ckpt.choose_checkpoint(path, checkpoint)
+    if checkpoint != "last":
+        raise zoo.ZooError(f"zoo model {folder.name} ships one set of weights (its card says which checkpoint "
+                           f"they are); checkpoint={checkpoint!r} applies to run folders only: use 'last'")
+    return zoo.choose(folder)
+
+
+def run_folder(path: str | os.PathLike) -> Path:
+    """The folder behind a run reference: the run folder itself, or a zoo model's folder for a zoo name."""
+    return zoo.resolve(path) or Path(path)
 
 
 @torch.no_grad()
@@ -131,7 +150,7 @@ def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, h
         arc = ArcEvaluator.from_dataset(root, pool_across_evaluations=pool)
     N = n_supervision or cfg.train.eval_supervision or cfg.model.n_supervision
     dev = next(model.parameters()).device
-    p = Path(path)
+    p = run_folder(path)
     pooled_from: list[str] = []
     if arc is not None and pool and p.is_dir():
         for name in _earlier_step_checkpoints(p, checkpoint):
@@ -142,7 +161,7 @@ def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, h
     if arc is not None and pool:
         metrics["arc_pooled_checkpoints"] = [*pooled_from, checkpoint]
     metrics.update(choice.as_dict())
-    if p.is_dir():
+    if p.is_dir() and not zoo.is_zoo_folder(p):  # a shipped zoo model is never written to
         save_evaluation(p, metrics, checkpoint, N, halting)
     return metrics
 

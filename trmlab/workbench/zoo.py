@@ -1,0 +1,329 @@
+"""Making and retraining zoo models: the recipes, ``trmlab zoo train``, and exporting a run to the zoo.
+
+The zoo itself (finding a model by name, reading its card, loading its safetensors weights) is
+:mod:`trmlab.train.zoo`, so that ``load_run`` takes zoo names; this module is the orchestration around
+it: building the data a card names, training by a recipe, evaluating, and writing ``zoo/<name>/``.
+
+A :class:`Recipe` says how a zoo model is made: its dataset (a recipe of
+:data:`trmlab.workbench.datasets.RECIPES`), the preset and overrides, the budget (steps, or minutes for
+a first training), evaluation cadence and threads. ``trmlab zoo train NAME`` follows the model's card
+when it has one (the exact number of steps the shipped model trained), else the recipe here; both
+build the same dataset and check its hash against the card before training.
+
+>>> train_zoo_model("sudoku4", steps=5)          # runs/zoo-sudoku4, resumable like `trmlab train`
+>>> export("runs/zoo-sudoku4", "sudoku4")       # evaluate, write zoo/sudoku4/ (weights, card, curves)
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..config import load_config
+from ..data.format import dataset_hash, open_split
+from ..eval.evaluate import evaluate
+from ..io import atomic_write, write_json_atomic
+from ..machine import cpu_info
+from ..train import zoo
+from ..train.inference import open_run, save_evaluation, test_loader
+from .datasets import RECIPES as DATA_RECIPES
+from .datasets import ensure_dataset, recipe_command
+from .notebook import display_path, project_root, resolve
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a zoo model is made. ``data``: a folder name of :data:`~trmlab.workbench.datasets.RECIPES`
+    (built under ``data/``); ``steps``: optimiser steps (0: train for ``minutes`` and record the steps
+    reached); ``eval_steps``: supervision steps the card's headline uses; ``by_step``: the card's
+    accuracy-by-step table goes to this many steps; ``check_puzzles``: the first test puzzles kept in
+    the zoo for the tests."""
+
+    name: str
+    task: str
+    title: str
+    data: str
+    preset: str
+    overrides: dict
+    steps: int = 0
+    minutes: float = 0.0
+    eval_every: int = 200
+    threads: int = 1
+    eval_steps: int = 4
+    by_step: int = 8
+    check_puzzles: int = 64
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("sudoku4", "sudoku4", "TRM-Att (hidden 128, T=2, n=2) on generated 4x4 Sudoku: the demo's model",
+           data="sudoku4", preset="cpu_sudoku4", overrides={}, steps=1600, eval_every=200, threads=2,
+           eval_steps=4, by_step=8),
+    Recipe("sudoku6", "sudoku6", "TRM-Att (hidden 128, T=2, n=2) on generated 6x6 Sudoku",
+           data="sudoku6", preset="cpu_sudoku6", overrides={}, steps=2000, eval_every=250, threads=2,
+           eval_steps=6, by_step=10),
+    Recipe("sudoku9", "sudoku9", "TRM-MLP (hidden 128, T=2, n=3) on generated easy 9x9 Sudoku with 40 givens",
+           data="sudoku9-easy40", preset="cpu_sudoku9",
+           overrides={"hidden_size": 128, "mlp_t": True, "pos_encodings": "none", "global_batch_size": 64,
+                      "lr": 1e-3, "puzzle_emb_lr": 1e-3, "lr_warmup_steps": 100, "n_supervision": 4,
+                      "eval_supervision": 8, "eval_batch_size": 250, "dtype": "float32"},
+           minutes=105, eval_every=600, threads=1, eval_steps=8, by_step=12),
+    Recipe("maze10", "maze10", "TRM-Att (hidden 128, T=2, n=3) on generated 10x10 mazes, shortest paths > 14 moves",
+           data="maze10", preset="cpu_maze8",
+           overrides={"n_latent_steps": 3, "global_batch_size": 64, "lr": 1e-3, "puzzle_emb_lr": 1e-3,
+                      "lr_warmup_steps": 100, "n_supervision": 4, "eval_supervision": 8, "eval_batch_size": 250,
+                      "dtype": "float32"},
+           minutes=58, eval_every=400, threads=1, eval_steps=8, by_step=12),
+)}
+
+
+def recipe_of(name: str) -> Recipe:
+    """The recipe zoo model ``name`` was (or will be) made with: its card's when it has one (the steps
+    it really trained), else :data:`RECIPES`'."""
+    if name in zoo.names():
+        card = zoo.read_card(zoo.folder(name))
+        try:
+            return Recipe(**card["recipe"])
+        except TypeError as e:
+            raise zoo.ZooError(f"{zoo.folder(name) / 'card.json'}: 'recipe': {e}") from None
+    if name not in RECIPES:
+        raise zoo.ZooError(f"no zoo model or recipe {name!r}; known: {', '.join(sorted(set(RECIPES) | set(zoo.names())))}")
+    return RECIPES[name]
+
+
+def data_folder(recipe: Recipe) -> str:
+    return f"data/{recipe.data}"
+
+
+def train_command(recipe: Recipe, run: str) -> str:
+    """The ``trmlab train`` command equivalent to ``trmlab zoo train`` for this recipe."""
+    ov = [f"{k}={v}" for k, v in recipe.overrides.items()]
+    budget = [f"max_steps={recipe.steps}"] if recipe.steps else [f"max_minutes={recipe.minutes:g}"]
+    return (f"OMP_NUM_THREADS={recipe.threads} trmlab train --preset {recipe.preset} --data {data_folder(recipe)} "
+            f"--out {run} {' '.join(ov + budget)}").replace("  ", " ")
+
+
+def ensure_zoo_data(recipe: Recipe, card: Optional[dict] = None, progress: bool = True,
+                    echo: Callable = print) -> tuple[Path, str]:
+    """Build (if missing) the recipe's dataset and return it with its hash; with a ``card``, the hash
+    must be the card's (the same data the shipped model trained on), else :class:`~trmlab.train.zoo.ZooError`."""
+    folder = ensure_dataset(data_folder(recipe), progress=progress, echo=echo)
+    h = dataset_hash(folder)
+    if card is not None and card["data"]["hash"] != h:
+        raise zoo.ZooError(
+            f"{folder}: dataset hash {h[:16]}... differs from the card's {card['data']['hash'][:16]}... "
+            f"({card['name']}'s card.json, data.hash): this is not the data the zoo model trained on. "
+            f"Remove the folder so it is rebuilt with `{card['data']['command']}`")
+    return folder, h
+
+
+def train_zoo_model(name: str, run: str = "", steps: int = 0, progress: bool = True, echo: Callable = print):
+    """``trmlab zoo train NAME``: build the data (checking its hash against the card), then train by the
+    recipe into ``run`` (default ``runs/zoo-<name>``), resuming a run already there. ``steps`` > 0 stops
+    early (a quick check); otherwise the card's steps, or the recipe's budget for a new model."""
+    from .training import train_run
+
+    recipe = recipe_of(name)
+    card = zoo.read_card(zoo.folder(name)) if name in zoo.names() else None
+    run = run or f"runs/zoo-{name}"
+    folder, h = ensure_zoo_data(recipe, card, progress, echo)
+    echo(f"data {display_path(folder)}: hash {h}" + (" (the card's)" if card else ""))
+    n_steps = steps or recipe.steps
+    return train_run(recipe.preset, run, overrides=recipe.overrides, data=data_folder(recipe), steps=n_steps,
+                     minutes=0.0 if n_steps else recipe.minutes, eval_every=recipe.eval_every,
+                     threads=recipe.threads, wandb_mode="disabled", if_exists="resume", progress=progress, echo=echo)
+
+
+# ------------------------------------------------------------------------------------------- export
+def _first_test_puzzles(data: Path, k: int) -> dict[str, torch.Tensor]:
+    first = open_split(data, "test", mmap=False).first
+    k = min(k, first.num_examples)
+    inputs = np.asarray(first.inputs[:k])
+    labels = np.asarray(first.labels[:k])
+    ids = np.asarray(first.puzzle_identifiers[first.example_puzzle(np.arange(k))])
+    return {"inputs": torch.from_numpy(inputs.astype(np.int32)), "labels": torch.from_numpy(labels.astype(np.int64)),
+            "puzzle_identifiers": torch.from_numpy(ids.astype(np.int32))}
+
+
+def check_accuracy(model, check: dict[str, torch.Tensor], n_supervision: int) -> dict:
+    """Exact accuracy (and 95% Wilson interval) of ``model`` on a zoo check set at ``n_supervision`` steps."""
+    labels = check["labels"].clone()
+    labels[labels == 0] = -100  # the pad/ignore label of every family
+    batch = {"inputs": check["inputs"], "labels": labels, "puzzle_identifiers": check["puzzle_identifiers"]}
+    m = evaluate(model, [batch], n_supervision)
+    return {"exact_accuracy": m["all/exact_accuracy"],
+            "interval": [m["all/exact_accuracy_low"], m["all/exact_accuracy_high"]], "puzzles": int(m["all/count"])}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict) -> None:
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, metadata=metadata)
+    atomic_write(path, lambda f: f.write(data))
+
+
+def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, wall_minutes: Optional[float] = None,
+           zoo_root: Optional[str | os.PathLike] = None, progress: bool = True, echo: Callable = print) -> Path:
+    """Evaluate the last checkpoint of ``run`` and write it as zoo model ``name`` (``zoo/<name>/``):
+    weights, card (JSON and Markdown), config, curves, evaluations and the check set. The folder is
+    written beside the zoo and renamed into place, so a failed export leaves the old model intact."""
+    recipe = recipe or recipe_of(name)
+    run = resolve(run)
+    model, cfg, choice = open_run(run, "last")
+    data = resolve(data_folder(recipe))
+    h = dataset_hash(data)
+    root = Path(zoo_root) if zoo_root else zoo.zoo_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        N = recipe.eval_steps
+        loader = test_loader(cfg, data)
+        by = evaluate(model, loader, max(N, recipe.by_step), progress=progress)
+        head = evaluate(model, loader, N, progress=progress)
+        learned = evaluate(model, loader, N, progress=progress, halting="learned")
+        for m, mode in ((head, "max"), (learned, "learned")):
+            m.update(choice.as_dict())
+            m["checkpoint"] = f"zoo/{name}/{zoo.WEIGHTS}"
+            save_evaluation(tmp, m, "last", N, mode)
+        by_step = [{"n_supervision": k, "exact_accuracy": by[f"step{k}/exact_accuracy"],
+                    "interval": [by[f"step{k}/exact_accuracy_low"], by[f"step{k}/exact_accuracy_high"]],
+                    "token_accuracy": by[f"step{k}/token_accuracy"]} for k in range(1, max(N, recipe.by_step) + 1)]
+        check = _first_test_puzzles(data, recipe.check_puzzles)
+        _save_safetensors(tmp / zoo.CHECK, check, {"source": f"the first {recipe.check_puzzles} puzzles of "
+                                                             f"{data_folder(recipe)}/test", "dataset_hash": h})
+        chk = check_accuracy(model, check, N)
+        _save_safetensors(tmp / zoo.WEIGHTS, model.state_dict(), {"name": name, "format": zoo.CARD_FORMAT})
+        cfg.data = data_folder(recipe)
+        cfg_dict = cfg.to_dict()
+        write_json_atomic(tmp / "config.json", cfg_dict, indent=2, sort_keys=True)
+        if (run / "metrics.jsonl").is_file():
+            shutil.copyfile(run / "metrics.jsonl", tmp / "metrics.jsonl")
+        n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        minutes = wall_minutes if wall_minutes is not None else _train_minutes(run / "metrics.jsonl")
+        card = {
+            "format": zoo.CARD_FORMAT, "name": name, "task": recipe.task, "title": recipe.title,
+            "parameters": int(n_params), "config": cfg_dict,
+            "data": {"path": data_folder(recipe), "builder": DATA_RECIPES[recipe.data][0],
+                     "args": DATA_RECIPES[recipe.data][1], "command": recipe_command(recipe.data),
+                     "seed": DATA_RECIPES[recipe.data][1].get("seed", 0), "hash": h,
+                     "build": _build_summary(data)},
+            "training": {"command": f"trmlab zoo train {name}",
+                         "equivalent": train_command(dataclasses.replace(recipe, steps=choice.step or 0),
+                                                     f"runs/zoo-{name}"),
+                         "preset": recipe.preset, "overrides": recipe.overrides, "steps": int(choice.step or 0),
+                         "wall_minutes": round(minutes, 2), "threads": recipe.threads, "machine": cpu_info(),
+                         "torch": torch.__version__, "date": datetime.date.today().isoformat()},
+            "recipe": dataclasses.replace(recipe, steps=int(choice.step or 0)).as_dict(),
+            "weights": {"file": zoo.WEIGHTS, "sha256": _sha256(tmp / zoo.WEIGHTS), "checkpoint": "last",
+                        "step": int(choice.step or 0), "ema": cfg.train.ema, "dtype": "float32",
+                        "bytes": (tmp / zoo.WEIGHTS).stat().st_size},
+            "evaluation": {"split": "test", "puzzles": int(head["all/count"]), "halting": "max",
+                           "eval_steps": N, "by_step": by_step,
+                           "headline": {"n_supervision": N, "exact_accuracy": head["all/exact_accuracy"],
+                                        "interval": [head["all/exact_accuracy_low"], head["all/exact_accuracy_high"]],
+                                        "token_accuracy": head["all/token_accuracy"]},
+                           "learned": {"exact_accuracy": learned["halt/exact_accuracy"],
+                                       "interval": [learned["halt/exact_accuracy_low"],
+                                                    learned["halt/exact_accuracy_high"]],
+                                       "mean_steps": learned["halt/mean_steps"],
+                                       "compute_saved": learned["halt/compute_saved"]}},
+            "check": {"file": zoo.CHECK, "puzzles": chk["puzzles"], "n_supervision": N,
+                      "source": f"the first {recipe.check_puzzles} puzzles of the test split",
+                      "exact_accuracy": chk["exact_accuracy"], "interval": chk["interval"]},
+        }
+        write_json_atomic(tmp / "card.json", card, indent=2, sort_keys=False, default=float)
+        (tmp / "card.md").write_text(card_markdown(card))
+        dest = root / name
+        old = None
+        if dest.exists():
+            old = root / f".{name}.old"
+            if old.exists():
+                shutil.rmtree(old)
+            dest.rename(old)
+        tmp.rename(dest)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    zoo.read_card(dest)
+    echo(f"wrote {dest}: {card['evaluation']['headline']['exact_accuracy']:.1%} exact at {N} steps on "
+         f"{card['evaluation']['puzzles']} held-out puzzles")
+    return dest
+
+
+def _build_summary(data: Path) -> dict:
+    info = json.loads((data / "build.json").read_text()) if (data / "build.json").is_file() else {}
+    return {k: info[k] for k in ("source", "counts") if k in info}
+
+
+def _train_minutes(metrics: Path) -> float:
+    """Training wall time from metrics.jsonl: the sum of the gaps between consecutive training records
+    (pauses between a stop and a resume longer than 10 minutes are left out)."""
+    if not metrics.is_file():
+        return 0.0
+    times = [json.loads(line)["time"] for line in metrics.read_text().splitlines() if line.strip()]
+    gaps = [b - a for a, b in zip(times, times[1:]) if 0 <= b - a < 600]
+    return sum(gaps) / 60.0
+
+
+def card_markdown(card: dict) -> str:
+    """The card as a Markdown page (``card.md``)."""
+    e, t, d = card["evaluation"], card["training"], card["data"]
+    h = e["headline"]
+    lines = [
+        f"# Zoo model `{card['name']}`: {card['title']}", "",
+        f"- task: **{card['task']}**; {card['parameters']:,} parameters; preset `{t['preset']}`"
+        + (f" with {', '.join(f'{k}={v}' for k, v in t['overrides'].items())}" if t["overrides"] else ""),
+        f"- held-out accuracy: **{h['exact_accuracy']:.1%}** exact [{h['interval'][0]:.1%}, {h['interval'][1]:.1%}] "
+        f"(95% Wilson) at {h['n_supervision']} supervision steps on {e['puzzles']} test puzzles; learned halting "
+        f"{e['learned']['exact_accuracy']:.1%} at {e['learned']['mean_steps']:.2f} steps on average",
+        f"- trained {t['steps']} steps in {t['wall_minutes']:.1f} min with {t['threads']} thread(s) on "
+        f"{t['machine']['model']} ({t['machine']['cores']} cores; {', '.join(t['machine']['flags'])}), "
+        f"torch {t['torch']}, {t['date']}",
+        "", "## Reproduce", "", "```bash", d["command"], t["command"] + f"    # = {t['equivalent']}", "```", "",
+        f"The dataset is `{d['path']}` (seed {d['seed']}), SHA-256 `{d['hash']}` over its files; "
+        f"`trmlab zoo train {card['name']}` rebuilds it, checks that hash, then trains.", "",
+        "## Accuracy by supervision step", "",
+        "| steps | exact | 95% interval | token accuracy |", "|---:|---:|---|---:|",
+    ]
+    for row in e["by_step"]:
+        lines.append(f"| {row['n_supervision']} | {row['exact_accuracy']:.1%} | "
+                     f"[{row['interval'][0]:.1%}, {row['interval'][1]:.1%}] | {row['token_accuracy']:.1%} |")
+    c = card["check"]
+    lines += ["", f"Check set (`{c['file']}`, {c['source']}): {c['exact_accuracy']:.1%} exact "
+                  f"[{c['interval'][0]:.1%}, {c['interval'][1]:.1%}] at {c['n_supervision']} steps; the tests "
+                  f"re-evaluate it.", "",
+              f"Weights: `{card['weights']['file']}` (safetensors, {card['weights']['dtype']}, "
+              f"{'EMA, ' if card['weights']['ema'] else ''}step {card['weights']['step']}, sha256 "
+              f"`{card['weights']['sha256'][:16]}...`). Training curves: `metrics.jsonl`; full config: `config.json`.",
+              ""]
+    return "\n".join(lines)
+
+
+def list_models() -> list[dict]:
+    """``trmlab zoo list``: one row per zoo model."""
+    rows = []
+    for n in zoo.names():
+        c = zoo.read_card(zoo.folder(n))
+        h = c["evaluation"]["headline"]
+        rows.append({"name": n, "task": c["task"], "parameters": c["parameters"],
+                     "accuracy": h["exact_accuracy"], "interval": h["interval"], "steps": h["n_supervision"],
+                     "puzzles": c["evaluation"]["puzzles"], "title": c["title"]})
+    return rows
