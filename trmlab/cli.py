@@ -190,6 +190,7 @@ def _zoo(args) -> int:
         rows = wzoo.list_models()
         if not rows:
             print(f"the zoo ({zoo.zoo_dir()}) is empty")
+            return 0
         print(f"{'name':<10} {'task':<10} {'parameters':>10}  {'exact accuracy (95% interval)':<32} title")
         for r in rows:
             acc = f"{r['accuracy']:.1%} [{r['interval'][0]:.1%}, {r['interval'][1]:.1%}] N={r['steps']}"

@@ -38,7 +38,7 @@ from ..train import zoo
 from ..train.inference import open_run, save_evaluation, test_loader
 from .datasets import RECIPES as DATA_RECIPES
 from .datasets import ensure_dataset, recipe_command
-from .notebook import display_path, project_root, resolve
+from .notebook import display_path, resolve
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,11 +115,12 @@ def train_command(recipe: Recipe, run: str) -> str:
             f"--out {run} {' '.join(ov + budget)}").replace("  ", " ")
 
 
-def ensure_zoo_data(recipe: Recipe, card: Optional[dict] = None, progress: bool = True,
-                    echo: Callable = print) -> tuple[Path, str]:
-    """Build (if missing) the recipe's dataset and return it with its hash; with a ``card``, the hash
-    must be the card's (the same data the shipped model trained on), else :class:`~trmlab.train.zoo.ZooError`."""
-    folder = ensure_dataset(data_folder(recipe), progress=progress, echo=echo)
+def ensure_zoo_data(recipe: Recipe, card: Optional[dict] = None, progress: bool = True, echo: Callable = print,
+                    root: Optional[str | os.PathLike] = None) -> tuple[Path, str]:
+    """Build (if missing) the recipe's dataset under the project ``root`` and return it with its hash;
+    with a ``card``, the hash must be the card's (the same data the shipped model trained on), else
+    :class:`~trmlab.train.zoo.ZooError`."""
+    folder = ensure_dataset(resolve(data_folder(recipe), root), progress=progress, echo=echo)
     h = dataset_hash(folder)
     if card is not None and card["data"]["hash"] != h:
         raise zoo.ZooError(
@@ -129,7 +130,8 @@ def ensure_zoo_data(recipe: Recipe, card: Optional[dict] = None, progress: bool 
     return folder, h
 
 
-def train_zoo_model(name: str, run: str = "", steps: int = 0, progress: bool = True, echo: Callable = print):
+def train_zoo_model(name: str, run: str = "", steps: int = 0, progress: bool = True, echo: Callable = print,
+                    root: Optional[str | os.PathLike] = None):
     """``trmlab zoo train NAME``: build the data (checking its hash against the card), then train by the
     recipe into ``run`` (default ``runs/zoo-<name>``), resuming a run already there. ``steps`` > 0 stops
     early (a quick check); otherwise the card's steps, or the recipe's budget for a new model."""
@@ -137,11 +139,11 @@ def train_zoo_model(name: str, run: str = "", steps: int = 0, progress: bool = T
 
     recipe = recipe_of(name)
     card = zoo.read_card(zoo.folder(name)) if name in zoo.names() else None
-    run = run or f"runs/zoo-{name}"
-    folder, h = ensure_zoo_data(recipe, card, progress, echo)
-    echo(f"data {display_path(folder)}: hash {h}" + (" (the card's)" if card else ""))
+    run = resolve(run or f"runs/zoo-{name}", root)
+    folder, h = ensure_zoo_data(recipe, card, progress, echo, root=root)
+    echo(f"data {display_path(folder, root)}: hash {h}" + (" (the card's)" if card else ""))
     n_steps = steps or recipe.steps
-    return train_run(recipe.preset, run, overrides=recipe.overrides, data=data_folder(recipe), steps=n_steps,
+    return train_run(recipe.preset, run, overrides=recipe.overrides, data=str(folder), steps=n_steps,
                      minutes=0.0 if n_steps else recipe.minutes, eval_every=recipe.eval_every,
                      threads=recipe.threads, wandb_mode="disabled", if_exists="resume", progress=progress, echo=echo)
 
@@ -179,14 +181,18 @@ def _save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
 
 
 def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, wall_minutes: Optional[float] = None,
-           zoo_root: Optional[str | os.PathLike] = None, progress: bool = True, echo: Callable = print) -> Path:
+           zoo_root: Optional[str | os.PathLike] = None, root: Optional[str | os.PathLike] = None,
+           progress: bool = True, echo: Callable = print) -> Path:
     """Evaluate the last checkpoint of ``run`` and write it as zoo model ``name`` (``zoo/<name>/``):
     weights, card (JSON and Markdown), config, curves, evaluations and the check set. The folder is
-    written beside the zoo and renamed into place, so a failed export leaves the old model intact."""
+    written beside the zoo and renamed into place, so a failed export leaves the old model intact.
+    ``root``: the project root the run and the recipe's data folder are taken from."""
     recipe = recipe or recipe_of(name)
-    run = resolve(run)
+    if recipe.name != name:
+        raise zoo.ZooError(f"recipe {recipe.name!r} exported under another name {name!r}")
+    run = resolve(run, root)
     model, cfg, choice = open_run(run, "last")
-    data = resolve(data_folder(recipe))
+    data = resolve(data_folder(recipe), root)
     h = dataset_hash(data)
     root = Path(zoo_root) if zoo_root else zoo.zoo_dir()
     root.mkdir(parents=True, exist_ok=True)
