@@ -209,3 +209,10 @@ def test_cli_zoo_list_and_path(in_zoo, capsys):
     assert main(["zoo", "path", NAME]) == 0
     assert capsys.readouterr().out.strip() == str(in_zoo[2])
     assert main(["zoo", "path", "nope"]) == 2
+
+
+def test_compare_takes_zoo_names(in_zoo):
+    from trmlab.workbench.compare import resolve_runs
+
+    root, _, folder, result = in_zoo
+    assert resolve_runs([NAME, str(result.run_dir)], root) == [folder, result.run_dir]

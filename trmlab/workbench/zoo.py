@@ -69,10 +69,10 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("sudoku4", "sudoku4", "TRM-Att (hidden 128, T=2, n=2) on generated 4x4 Sudoku: the demo's model",
-           data="sudoku4", preset="cpu_sudoku4", overrides={}, steps=1600, eval_every=200, threads=2,
+           data="sudoku4", preset="cpu_sudoku4", overrides={}, steps=1600, eval_every=200, threads=1,
            eval_steps=4, by_step=8),
     Recipe("sudoku6", "sudoku6", "TRM-Att (hidden 128, T=2, n=2) on generated 6x6 Sudoku",
-           data="sudoku6", preset="cpu_sudoku6", overrides={}, steps=2000, eval_every=250, threads=2,
+           data="sudoku6", preset="cpu_sudoku6", overrides={}, steps=2000, eval_every=250, threads=1,
            eval_steps=6, by_step=10),
     Recipe("sudoku9", "sudoku9", "TRM-MLP (hidden 128, T=2, n=3) on generated easy 9x9 Sudoku with 40 givens",
            data="sudoku9-easy40", preset="cpu_sudoku9",
