@@ -182,11 +182,12 @@ def _save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
 
 def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, wall_minutes: Optional[float] = None,
            zoo_root: Optional[str | os.PathLike] = None, root: Optional[str | os.PathLike] = None,
-           progress: bool = True, echo: Callable = print) -> Path:
+           notes: str = "", progress: bool = True, echo: Callable = print) -> Path:
     """Evaluate the last checkpoint of ``run`` and write it as zoo model ``name`` (``zoo/<name>/``):
     weights, card (JSON and Markdown), config, curves, evaluations and the check set. The folder is
     written beside the zoo and renamed into place, so a failed export leaves the old model intact.
-    ``root``: the project root the run and the recipe's data folder are taken from."""
+    ``root``: the project root the run and the recipe's data folder are taken from; ``notes``: what the
+    card should also say about the training (e.g. what else ran on the machine meanwhile)."""
     recipe = recipe or recipe_of(name)
     if recipe.name != name:
         raise zoo.ZooError(f"recipe {recipe.name!r} exported under another name {name!r}")
@@ -234,7 +235,7 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
                                                      f"runs/zoo-{name}"),
                          "preset": recipe.preset, "overrides": recipe.overrides, "steps": int(choice.step or 0),
                          "wall_minutes": round(minutes, 2), "threads": recipe.threads, "machine": cpu_info(),
-                         "torch": torch.__version__, "date": datetime.date.today().isoformat()},
+                         "torch": torch.__version__, "date": datetime.date.today().isoformat(), "notes": notes},
             "recipe": dataclasses.replace(recipe, steps=int(choice.step or 0)).as_dict(),
             "weights": {"file": zoo.WEIGHTS, "sha256": _sha256(tmp / zoo.WEIGHTS), "checkpoint": "last",
                         "step": int(choice.step or 0), "ema": cfg.train.ema, "dtype": "float32",
@@ -302,7 +303,7 @@ def card_markdown(card: dict) -> str:
         f"{e['learned']['exact_accuracy']:.1%} at {e['learned']['mean_steps']:.2f} steps on average",
         f"- trained {t['steps']} steps in {t['wall_minutes']:.1f} min with {t['threads']} thread(s) on "
         f"{t['machine']['model']} ({t['machine']['cores']} cores; {', '.join(t['machine']['flags'])}), "
-        f"torch {t['torch']}, {t['date']}",
+        f"torch {t['torch']}, {t['date']}" + (f". {t['notes']}" if t.get("notes") else ""),
         "", "## Reproduce", "", "```bash", d["command"], t["command"] + f"    # = {t['equivalent']}", "```", "",
         f"The dataset is `{d['path']}` (seed {d['seed']}), SHA-256 `{d['hash']}` over its files; "
         f"`trmlab zoo train {card['name']}` rebuilds it, checks that hash, then trains.", "",
