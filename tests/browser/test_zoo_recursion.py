@@ -6,20 +6,16 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from browser_helpers import PageWatch
+from browser_helpers import PageWatch, play_changes_frame
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
-FRAMES = """() => { const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .find(g => g._transitionData && g._transitionData._frames && g._transitionData._frames.length > 1);
-  return gd ? {active: gd._fullLayout.sliders[0].active, frames: gd._transitionData._frames.length} : null; }"""
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +54,7 @@ def test_its_report_plays_offline(browser, executed, artifacts):
     watch = PageWatch(page, allowed_prefixes=["file://"])
     (html,) = sorted((executed / "reports").glob("*04-recursion.html"))
     page.goto(html.as_uri())
-    page.wait_for_function(f"() => ({FRAMES})() !== null", timeout=60000)
-    before = page.evaluate(FRAMES)
-    play = page.get_by_text("▶ Play").last
-    play.scroll_into_view_if_needed()
-    play.click()
-    after, deadline = before, time.time() + 20
-    while time.time() < deadline:
-        time.sleep(0.5)
-        after = page.evaluate(FRAMES)
-        if after["active"] != before["active"]:
-            break
+    before, after = play_changes_frame(page)
     page.screenshot(path=f"{artifacts}/zoo-sudoku9-recursion-report.png", full_page=True)
     assert after["active"] != before["active"], f"the animation did not change frame: {before} -> {after}"
     assert watch.errors == [] and watch.console_errors == [] and watch.external == []
