@@ -22,14 +22,12 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 
-from ..config import load_config
 from ..data.format import dataset_hash, open_split
 from ..eval.evaluate import evaluate
 from ..io import atomic_write, write_json_atomic
