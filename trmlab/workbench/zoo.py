@@ -30,7 +30,7 @@ import torch
 
 from ..data.format import dataset_hash, open_split
 from ..eval.evaluate import evaluate
-from ..io import atomic_write, write_json_atomic
+from ..io import atomic_write, current_umask, write_json_atomic
 from ..machine import cpu_info
 from ..train import zoo
 from ..train.inference import open_run, save_evaluation, test_loader
@@ -78,6 +78,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                       "lr": 1e-3, "puzzle_emb_lr": 1e-3, "lr_warmup_steps": 100, "n_supervision": 4,
                       "eval_supervision": 8, "eval_batch_size": 250, "dtype": "float32"},
            minutes=105, eval_every=600, threads=1, eval_steps=8, by_step=12),
+    Recipe("sudoku9-g30", "sudoku9", "TRM-MLP (hidden 128, T=2, n=3) on generated easy 9x9 Sudoku with 30 givens",
+           data="sudoku9-easy30", preset="cpu_sudoku9",
+           overrides={"hidden_size": 128, "mlp_t": True, "pos_encodings": "none", "global_batch_size": 64,
+                      "lr": 1e-3, "puzzle_emb_lr": 1e-3, "lr_warmup_steps": 100, "n_supervision": 4,
+                      "eval_supervision": 8, "eval_batch_size": 250, "dtype": "float32"},
+           minutes=62, eval_every=600, threads=1, eval_steps=8, by_step=12),
     Recipe("maze10", "maze10", "TRM-Att (hidden 128, T=2, n=3) on generated 10x10 mazes, shortest paths > 14 moves",
            data="maze10", preset="cpu_maze8",
            overrides={"n_latent_steps": 3, "global_batch_size": 64, "lr": 1e-3, "puzzle_emb_lr": 1e-3,
@@ -196,6 +202,7 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
     root = Path(zoo_root) if zoo_root else zoo.zoo_dir()
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0o700 would hide the model from other users
     try:
         N = recipe.eval_steps
         loader = test_loader(cfg, data)
@@ -220,7 +227,8 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
         if (run / "metrics.jsonl").is_file():
             shutil.copyfile(run / "metrics.jsonl", tmp / "metrics.jsonl")
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        minutes = wall_minutes if wall_minutes is not None else _train_minutes(run / "metrics.jsonl")
+        minutes = (wall_minutes if wall_minutes is not None
+                   else _train_minutes(run / "metrics.jsonl", int(choice.step or 0)))
         card = {
             "format": zoo.CARD_FORMAT, "name": name, "task": recipe.task, "title": recipe.title,
             "parameters": int(n_params), "config": cfg_dict,
@@ -278,12 +286,14 @@ def _build_summary(data: Path) -> dict:
     return {k: info[k] for k in ("source", "counts") if k in info}
 
 
-def _train_minutes(metrics: Path) -> float:
-    """Training wall time from metrics.jsonl: the sum of the gaps between consecutive training records
-    (pauses between a stop and a resume longer than 10 minutes are left out)."""
+def _train_minutes(metrics: Path, upto_step: int = 0) -> float:
+    """Training wall time from metrics.jsonl up to the record of step ``upto_step`` (0: all): the sum of
+    the gaps between consecutive records (pauses between a stop and a resume longer than 10 minutes are
+    left out), evaluations included."""
     if not metrics.is_file():
         return 0.0
-    times = [json.loads(line)["time"] for line in metrics.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    times = [r["time"] for r in records if not upto_step or r.get("step", 0) <= upto_step]
     gaps = [b - a for a, b in zip(times, times[1:]) if 0 <= b - a < 600]
     return sum(gaps) / 60.0
 
