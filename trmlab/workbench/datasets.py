@@ -26,10 +26,8 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "sudoku6": ("sudoku", dict(generate=1000, size=6, num_aug=100, test_generate=300, seed=0)),
     "sudoku9": ("sudoku", dict(generate=1000, size=9, num_aug=100, test_generate=300, seed=0)),
     "maze8": ("maze", dict(generate=1000, size=8, test_generate=200, seed=0)),
-    # the zoo's (trmlab/workbench/zoo.py): easy 9x9 Sudoku with 40 and 30 givens, 10x10 mazes with paths > 14 moves
+    # the zoo's (trmlab/workbench/zoo.py): easy 9x9 Sudoku with 40 givens, 10x10 mazes with paths > 14 moves
     "sudoku9-easy40": ("sudoku", dict(generate=4000, size=9, difficulty="easy", givens=40, num_aug=20,
-                                      test_generate=500, val=200, seed=0)),
-    "sudoku9-easy30": ("sudoku", dict(generate=4000, size=9, difficulty="easy", givens=30, num_aug=20,
                                       test_generate=500, val=200, seed=0)),
     "maze10": ("maze", dict(generate=2000, size=10, min_path=14, test_generate=500, val=200, seed=0)),
     "arc1concept-aug-1000": ("arc", dict(family="arc1", num_aug=1000, seed=42)),
