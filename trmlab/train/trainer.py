@@ -94,7 +94,8 @@ class Trainer:
 
         torch.manual_seed(t.seed + self.dist.rank)
         self.model = build_model(cfg.model).to(self.device)
-        self.dtype = D.resolve_dtype(t.dtype, self.device)
+        self.dtype = D.resolve_dtype(t.dtype, self.device, cfg.model, min(self.local_batch, 64),
+                                       verbose=self.dist.is_main)
         self.model.set_forward_dtype(self.dtype)
         D.broadcast_module(self.model, self.dist)
         self.model.train()

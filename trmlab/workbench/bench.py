@@ -1,0 +1,471 @@
+"""``trmlab bench``: trmlab's speed against the machine's matmul limit and against a peer, in one run.
+
+>>> result = run_bench(quick=True)            # about a minute; the full run takes tens of minutes
+>>> print(format_table(result))
+>>> write_results(result)                     # bench/results/<machine_kind>.json (atomic)
+
+For every case (a preset's model at a batch), dtype (fp32, bf16) and mode (eager, ``torch.compile``):
+
+* **training**: sample-steps/s of one supervision step (forward + loss + backward + optimiser, the
+  preset's optimiser and loss, random tokens) as the median of ``repeats`` timed repeats, their
+  spread, and the achieved FLOP/s from :mod:`trmlab.model.flops` (matrix products only);
+* **inference** (eager): puzzles/s of solving a batch through all ``n_supervision`` steps
+  (:func:`~trmlab.model.act.run_to_halt`, ``halting="max"``), and with learned halting -- the halting
+  head is untrained here, so the benchmark gives it random weights and zero bias to make puzzles stop
+  at different steps, and reports the mean steps used;
+* **memory** (eager): the bytes autograd saves for the backward of one step (activations, counted by a
+  saved-tensors hook, each storage once) plus parameters, gradients and optimiser state; on CUDA the
+  allocator's peak. ``max_batch_24gib`` is how many samples fit in 24 GiB at that rate;
+* **matmul limit**: this machine's measured matmul speed at exactly the model's products
+  (:func:`trmlab.model.flops.train_gemms`, each shape timed by :func:`trmlab.machine.matmul_seconds`
+  in the same dtype), FLOP-weighted (the time all products would take at their measured speed); every
+  training figure is also a fraction of it;
+* **peer**: lucidrains' ``tiny-recursive-model`` (the optional extra ``trmlab[bench]``) at the matched
+  configuration, in its own process (:mod:`trmlab.workbench.bench_peer`); every figure is also a ratio
+  to it. Without the package the peer is reported as skipped.
+
+The JSON records the machine (:func:`trmlab.machine.cpu_info`), what ``dtype=auto`` picks for each case
+and why, the settings, and every repeat.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from .. import machine
+from ..config import RunConfig, get_preset
+from ..io import write_json_atomic
+from ..model import build_model, count_parameters, run_to_halt
+from ..model.flops import inference_flops, total_flops, train_flops, train_gemms
+from ..model.layers import swiglu_width
+from ..train.distributed import cpu_auto_dtype
+from ..train.losses import act_loss
+from ..train.optim import AdamATan2, SparseSignSGD
+
+FORMAT = "trmlab-bench-1"
+GIB = 1024 ** 3
+MEMORY_BUDGET = 24 * GIB
+
+
+@dataclass(frozen=True)
+class Case:
+    """A preset's model timed at ``train_batch`` (training) and ``infer_batch`` (inference; 0 = not timed)."""
+
+    name: str
+    preset: str
+    title: str
+    train_batch: int
+    infer_batch: int
+    quick_train_batch: int = 0  # 0: not in --quick
+    quick_infer_batch: int = 0
+    compile: bool = True  # also timed under torch.compile (full run)
+
+    def batches(self, quick: bool) -> tuple[int, int]:
+        return (self.quick_train_batch, self.quick_infer_batch) if quick else (self.train_batch, self.infer_batch)
+
+
+CASES: dict[str, Case] = {c.name: c for c in [
+    Case("cpu_sudoku4", "cpu_sudoku4", "CPU preset: TRM-Att hidden 128, 4x4 Sudoku (1+16 tokens), T=2 n=2",
+         64, 64, 64, 64),
+    Case("cpu_mlp_sudoku4", "cpu_mlp_sudoku4", "CPU preset: TRM-MLP hidden 128, 4x4 Sudoku", 64, 64),
+    Case("cpu_sudoku9", "cpu_sudoku9", "CPU preset: TRM-Att hidden 256, 9x9 Sudoku (1+81 tokens), T=2 n=3",
+         32, 32),
+    Case("att_sudoku", "pretrain_att_sudoku", "reference TRM-Att Sudoku: hidden 512, 16+81 tokens, T=3 n=6",
+         32, 8, 4, 0),
+    Case("mlp_sudoku", "pretrain_mlp_t_sudoku", "reference TRM-MLP Sudoku: hidden 512, 16+81 tokens, T=3 n=6",
+         32, 8),
+    Case("att_maze", "pretrain_att_maze30x30", "reference TRM-Att Maze: hidden 512, 16+900 tokens, T=3 n=4",
+         4, 1, 1, 0, compile=False),
+]}
+QUICK_CASES = [c.name for c in CASES.values() if c.quick_train_batch]
+
+
+@dataclass
+class Settings:
+    quick: bool = False
+    dtypes: tuple = ("float32", "bfloat16")
+    modes: tuple = ("eager", "compile")
+    repeats: int = 3
+    repeat_seconds: float = 4.0  # steps per repeat are chosen to take about this long
+    matmul_seconds: float = 0.2  # per product shape and dtype
+    peer: bool = True
+    threads: int = 0  # 0: torch's default
+
+    @classmethod
+    def for_run(cls, quick: bool, threads: int = 0, peer: bool = True) -> "Settings":
+        if quick:
+            return cls(quick=True, modes=("eager",), repeats=2, repeat_seconds=0.5, matmul_seconds=0.03,
+                       peer=peer, threads=threads)
+        return cls(threads=threads, peer=peer)
+
+
+# ---------------------------------------------------------------------------------------------------
+# trmlab
+
+
+def case_config(case: Case) -> RunConfig:
+    return get_preset(case.preset)
+
+
+def random_batch(cfg: RunConfig, batch: int, seed: int = 0, device="cpu") -> dict:
+    m = cfg.model
+    g = torch.Generator().manual_seed(seed)
+    return {"inputs": torch.randint(1, m.vocab_size, (batch, m.seq_len), generator=g, dtype=torch.int32).to(device),
+            "labels": torch.randint(1, m.vocab_size, (batch, m.seq_len), generator=g, dtype=torch.int32).to(device),
+            "puzzle_identifiers": torch.zeros(batch, dtype=torch.int32, device=device)}
+
+
+class TrainStep:
+    """One training supervision step of a preset's model, as the trainer does it (carry, ACT loss,
+    backward, the preset's optimisers), on a fixed random batch."""
+
+    def __init__(self, cfg: RunConfig, batch: int, dtype: str, compile: bool = False, device="cpu"):
+        torch.manual_seed(0)
+        t = cfg.train
+        self.model = build_model(cfg.model).to(device)
+        self.model.set_forward_dtype(getattr(torch, dtype))
+        self.model.train()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if t.optimizer == "adamw":
+            main = torch.optim.AdamW(self.params, lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+        else:
+            main = AdamATan2(self.params, lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+        self.optimizers = [main]
+        if self.model.puzzle_emb is not None:
+            self.optimizers.append(SparseSignSGD(self.model.puzzle_emb, lr=t.puzzle_emb_lr))
+        self.loss_type, self.halt_weight = t.loss_type, t.halt_loss_weight
+        self.batch = random_batch(cfg, batch, device=device)
+        self.size = batch
+        self.carry = self.model.initial_carry(self.batch)
+        self.forward = torch.compile(self.model) if compile else self.model
+
+    def __call__(self) -> None:
+        carry, out = self.forward(self.carry, self.batch)
+        self.carry = carry
+        loss, _ = act_loss(out, carry.current_data["labels"], carry.steps, carry.halted, self.loss_type,
+                           self.halt_weight)
+        (loss / self.size).backward()
+        for opt in self.optimizers:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    def state_bytes(self) -> int:
+        """Parameters, their gradients and the optimisers' state."""
+        n = sum(p.numel() * p.element_size() * 2 for p in self.params)
+        for opt in self.optimizers:
+            for st in opt.state.values():
+                n += sum(v.numel() * v.element_size() for v in st.values() if torch.is_tensor(v))
+        return n + sum(b.numel() * b.element_size() for b in self.model.buffers())
+
+
+def saved_activation_bytes(fn: Callable[[], None]) -> int:
+    """Bytes autograd keeps for the backward while ``fn`` runs (each storage counted once)."""
+    seen: dict = {}
+
+    def pack(t: torch.Tensor):
+        try:
+            s = t.untyped_storage()
+            seen[s.data_ptr()] = max(seen.get(s.data_ptr(), 0), s.nbytes())
+        except (RuntimeError, NotImplementedError):  # tensors without storage (e.g. sparse): their size
+            seen[id(t)] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def _timed(step: Callable[[], None], units: int, settings: Settings, sync: Callable[[], None]) -> dict:
+    """Warm-up, then ``settings.repeats`` repeats of enough steps for ``repeat_seconds``: ``units`` per
+    step (samples or puzzles) per second, median, each repeat, spread ((max - min) / median)."""
+    t0 = time.perf_counter()
+    step()
+    sync()
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    step()
+    sync()
+    one = time.perf_counter() - t0
+    steps = max(1, round(settings.repeat_seconds / max(one, 1e-6)))
+    rates = []
+    for _ in range(settings.repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        rates.append(units * steps / (time.perf_counter() - t0))
+    med = statistics.median(rates)
+    return {"rate": med, "rates": rates, "spread": (max(rates) - min(rates)) / med, "steps_per_repeat": steps,
+            "first_step_s": first}
+
+
+def _sync(device) -> Callable[[], None]:
+    return torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+
+
+def time_training(cfg: RunConfig, batch: int, dtype: str, mode: str, settings: Settings, device="cpu") -> dict:
+    step = TrainStep(cfg, batch, dtype, compile=mode == "compile", device=device)
+    res = _timed(step, batch, settings, _sync(device))
+    flops = train_flops(cfg.model)
+    out = {"sample_steps_per_s": res["rate"], "rates": res["rates"], "spread": res["spread"],
+           "steps_per_repeat": res["steps_per_repeat"], "first_step_s": res["first_step_s"],
+           "gflop_per_sample_step": flops / 1e9, "gflops": res["rate"] * flops / 1e9}
+    if mode == "eager":
+        if torch.device(device).type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            step()
+            torch.cuda.synchronize()
+            out["memory"] = {"peak_bytes": torch.cuda.max_memory_allocated(device), "method": "cuda allocator peak"}
+        else:
+            act = saved_activation_bytes(step)
+            state = step.state_bytes()
+            out["memory"] = {"activation_bytes": act, "state_bytes": state, "peak_bytes": act + state,
+                             "activation_bytes_per_sample": act / batch,
+                             "max_batch_24gib": int(max(0, MEMORY_BUDGET - state) // max(act / batch, 1)),
+                             "method": "saved-for-backward tensors + parameters, gradients, optimiser state"}
+    return out
+
+
+def _learned_halting_model(model) -> None:
+    """Give the (untrained) halting head random weights and zero bias, so puzzles halt at different steps."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        w = model.core.q_head.weight
+        w.copy_(torch.randn(w.shape, generator=g) / w.shape[1] ** 0.5)
+        model.core.q_head.bias.zero_()
+
+
+def time_inference(cfg: RunConfig, batch: int, dtype: str, settings: Settings, device="cpu") -> dict:
+    torch.manual_seed(0)
+    model = build_model(cfg.model).to(device)
+    model.set_forward_dtype(getattr(torch, dtype))
+    model.eval()
+    data = random_batch(cfg, batch, device=device)
+    N = cfg.model.n_supervision
+    full = _timed(lambda: run_to_halt(model, data, N, "max"), batch, settings, _sync(device))
+    _learned_halting_model(model)
+    steps = run_to_halt(model, data, N, "learned")["steps"].float().mean().item()
+    learned = _timed(lambda: run_to_halt(model, data, N, "learned"), batch, settings, _sync(device))
+    flops = inference_flops(cfg.model)
+    return {"n_supervision": N, "puzzles_per_s": full["rate"], "rates": full["rates"], "spread": full["spread"],
+            "gflops": full["rate"] * flops / 1e9, "gflop_per_puzzle": flops / 1e9,
+            "learned_puzzles_per_s": learned["rate"], "learned_rates": learned["rates"],
+            "learned_mean_steps": steps}
+
+
+def matmul_limit(cfg: RunConfig, batch: int, dtype: str, seconds: float, device="cpu",
+                 cache: Optional[dict] = None) -> dict:
+    """This machine's matmul speed at the model's own training products in ``dtype``, FLOP-weighted:
+    total FLOPs / the time every product takes at its measured speed."""
+    cache = {} if cache is None else cache
+    gemms = train_gemms(cfg.model, batch)
+    t_total, shapes = 0.0, []
+    for g in gemms:
+        key = (g.shape, dtype, device)
+        if key not in cache:
+            cache[key] = machine.matmul_seconds(*g.shape, dtype=dtype, seconds=seconds, device=device)
+        t_total += cache[key] * g.count
+        shapes.append({"name": g.name, "shape": list(g.shape), "count": g.count,
+                       "gflops": 2 * g.batch * g.m * g.k * g.n / cache[key] / 1e9})
+    return {"gflops": total_flops(gemms) / t_total / 1e9, "products": shapes}
+
+
+# ---------------------------------------------------------------------------------------------------
+# the peer
+
+
+PEER_PACKAGE = "tiny-recursive-model"
+
+
+def peer_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tiny_recursive_model") is not None and \
+        importlib.util.find_spec("x_transformers") is not None
+
+
+def peer_spec(cfg: RunConfig, batch: int, infer_batch: int, dtype: str, settings: Settings, steps: int) -> dict:
+    m = cfg.model
+    return {"dim": m.hidden_size, "depth": m.n_layers, "heads": m.num_heads,
+            "ff_inner": swiglu_width(m.hidden_size, m.expansion), "seq_len": m.seq_len, "num_tokens": m.vocab_size,
+            "registers": m.puzzle_positions, "T": m.n_recursions, "n": m.n_latent_steps, "batch": batch,
+            "infer_batch": infer_batch, "n_supervision": m.n_supervision, "dtype": dtype, "steps": steps,
+            "repeats": settings.repeats, "repeat_seconds": settings.repeat_seconds, "warmup": 2,
+            "threads": torch.get_num_threads()}
+
+
+def peer_matchable(cfg: RunConfig) -> Optional[str]:
+    """None if the peer can run this model's configuration, else why not."""
+    m = cfg.model
+    if m.arch != "trm" or m.mlp_t or m.separate_networks or m.gradient != "full" or m.latent_mode != "yz":
+        return "the peer has only TRM-Att with one network and the full-recursion gradient"
+    if m.pos_encodings != "rope":
+        return "the peer is matched with rotary positions only"
+    return None
+
+
+def run_peer(spec: dict, timeout: float = 3600) -> dict:
+    """Time the peer in its own process (``python -m trmlab.workbench.bench_peer``)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"])}
+    proc = subprocess.run([sys.executable, "-m", "trmlab.workbench.bench_peer", json.dumps(spec)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"error": f"the peer process failed (exit {proc.returncode}): {' | '.join(tail)}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------------
+# the run
+
+
+def run_bench(quick: bool = False, only: Optional[list[str]] = None, settings: Optional[Settings] = None,
+              device: str = "cpu", cases: Optional[dict[str, Case]] = None, progress: bool = True) -> dict:
+    """Run the benchmark; returns the JSON-ready result (see the module text)."""
+    from tqdm.auto import tqdm
+
+    settings = settings or Settings.for_run(quick)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    cases = cases or CASES
+    names = only or ([c.name for c in cases.values() if c.quick_train_batch] if quick else list(cases))
+    unknown = [n for n in names if n not in cases]
+    if unknown:
+        raise ValueError(f"unknown bench case(s) {', '.join(unknown)}; valid: {', '.join(cases)}")
+    info = machine.cpu_info()
+    have_peer = settings.peer and peer_available()
+    result = {"format": FORMAT, "machine_kind": machine.machine_kind(info), "machine": info,
+              "device": str(device), "gpu": torch.cuda.get_device_name(device) if str(device).startswith("cuda") else None,
+              "python": platform.python_version(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "command": "trmlab bench" + (" --quick" if quick else "") + (f" --only {' '.join(only)}" if only else ""),
+              "settings": asdict(settings),
+              "peer": {"package": PEER_PACKAGE, "available": have_peer,
+                       "version": _peer_version() if have_peer else None,
+                       "note": None if have_peer else ("skipped: --no-peer" if not settings.peer else
+                                                       "skipped: install the extra `pip install trmlab[bench]`")},
+              "cases": []}
+    jobs = []
+    for name in names:
+        case = cases[name]
+        modes = [m for m in settings.modes if m == "eager" or case.compile]
+        for dtype in settings.dtypes:
+            jobs += [(case, dtype, mode) for mode in modes]
+    bar = tqdm(total=len(jobs), desc="bench", disable=not progress)
+    mm_cache: dict = {}
+    for name in names:
+        case = cases[name]
+        cfg = case_config(case)
+        train_b, infer_b = case.batches(quick)
+        auto = cpu_auto_dtype(cfg.model, min(train_b, 64)) if str(device) == "cpu" else None
+        entry = {"case": case.name, "preset": case.preset, "title": case.title, "train_batch": train_b,
+                 "infer_batch": infer_b, "params": count_parameters(build_model(cfg.model)),
+                 "gflop_per_sample_step": train_flops(cfg.model) / 1e9,
+                 "gflop_per_puzzle": inference_flops(cfg.model) / 1e9,
+                 "auto_dtype": {"choice": auto[0], "why": auto[1]} if auto else None, "runs": []}
+        why_not_peer = peer_matchable(cfg)
+        for dtype in settings.dtypes:
+            limit = matmul_limit(cfg, train_b, dtype, settings.matmul_seconds, device, mm_cache)
+            peer = None
+            if have_peer and why_not_peer is None and (not quick or dtype == "float32"):
+                bar.set_postfix_str(f"{name} peer {dtype}")
+                peer = run_peer(peer_spec(cfg, train_b, infer_b, dtype, settings, steps=0))
+            for mode in [m for m in settings.modes if m == "eager" or case.compile]:
+                bar.set_postfix_str(f"{name} {dtype} {mode}")
+                run = {"dtype": dtype, "mode": mode, "matmul_limit_gflops": limit["gflops"]}
+                run["train"] = time_training(cfg, train_b, dtype, mode, settings, device)
+                run["train"]["fraction_of_matmul_limit"] = run["train"]["gflops"] / limit["gflops"]
+                if mode == "eager" and infer_b:
+                    run["inference"] = time_inference(cfg, infer_b, dtype, settings, device)
+                _add_peer_ratios(run, peer, why_not_peer, have_peer, settings, quick)
+                entry["runs"].append(run)
+                bar.update(1)
+            entry.setdefault("matmul_products", {})[dtype] = limit["products"]
+            if peer is not None:
+                entry.setdefault("peer", {})[dtype] = peer
+        result["cases"].append(entry)
+    bar.close()
+    result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return result
+
+
+def _add_peer_ratios(run: dict, peer: Optional[dict], why_not: Optional[str], have_peer: bool,
+                     settings: Settings, quick: bool) -> None:
+    if peer is None or "error" in peer:
+        run["peer"] = {"skipped": (peer or {}).get("error") or why_not or
+                       ("not installed (pip install trmlab[bench])" if not have_peer else
+                        "fp32 only in --quick" if quick else "not run")}
+        return
+    run["peer"] = {"params": peer["params"], "train_sample_steps_per_s": peer["train_sample_steps_per_s"],
+                   "train_ratio": run["train"]["sample_steps_per_s"] / peer["train_sample_steps_per_s"]}
+    if "inference" in run and peer.get("infer_puzzles_per_s"):
+        run["peer"]["infer_puzzles_per_s"] = peer["infer_puzzles_per_s"]
+        run["peer"]["infer_ratio"] = run["inference"]["puzzles_per_s"] / peer["infer_puzzles_per_s"]
+
+
+def _peer_version() -> Optional[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PEER_PACKAGE)
+    except PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# output
+
+
+def results_path(result: dict, root: str | os.PathLike = "bench/results") -> Path:
+    return Path(root) / f"{result['machine_kind']}.json"
+
+
+def write_results(result: dict, path: Optional[str | os.PathLike] = None) -> Path:
+    return write_json_atomic(path or results_path(result), result, indent=1, sort_keys=False)
+
+
+def format_table(result: dict) -> str:
+    """The run as a text table: one row per case, dtype and mode."""
+    m = result["machine"]
+    lines = [f"machine: {m['model']} ({m['cores']} cores, torch {m['torch']}, {m['threads']} threads, "
+             f"flags {' '.join(m['flags'])})  -> {result['machine_kind']}",
+             f"peer: {result['peer']['package']} {result['peer']['version']}" if result["peer"]["available"]
+             else f"peer: {result['peer']['note']}"]
+    head = (f"{'case':16s} {'dtype':8s} {'mode':7s} {'batch':>5s} {'train/s':>9s} {'+-%':>5s} {'GFLOP/s':>8s} "
+            f"{'mm-lim':>7s} {'%lim':>5s} {'peer/s':>8s} {'x peer':>6s} {'infer/s':>9s} {'learned/s':>9s} "
+            f"{'steps':>5s} {'mem GiB':>7s}")
+    lines += [head, "-" * len(head)]
+    for c in result["cases"]:
+        for r in c["runs"]:
+            tr, inf, pe = r["train"], r.get("inference"), r["peer"]
+            mem = tr.get("memory", {}).get("peak_bytes")
+            lines.append(
+                f"{c['case']:16s} {r['dtype']:8s} {r['mode']:7s} {c['train_batch']:5d} "
+                f"{tr['sample_steps_per_s']:9.2f} {100 * tr['spread']:5.1f} {tr['gflops']:8.1f} "
+                f"{r['matmul_limit_gflops']:7.1f} {100 * tr['fraction_of_matmul_limit']:5.0f} "
+                + (f"{pe['train_sample_steps_per_s']:8.2f} {pe['train_ratio']:6.2f} " if "train_ratio" in pe
+                   else f"{'-':>8s} {'-':>6s} ")
+                + (f"{inf['puzzles_per_s']:9.2f} {inf['learned_puzzles_per_s']:9.2f} {inf['learned_mean_steps']:5.1f} "
+                   if inf else f"{'-':>9s} {'-':>9s} {'-':>5s} ")
+                + (f"{mem / GIB:7.2f}" if mem is not None else f"{'-':>7s}"))
+    lines.append("")
+    for c in result["cases"]:
+        extra = f"; auto dtype: {c['auto_dtype']['why']}" if c.get("auto_dtype") else ""
+        mem = next((r["train"]["memory"] for r in c["runs"] if "memory" in r["train"]), None)
+        fit = f"; fits ~{mem['max_batch_24gib']} samples in 24 GiB" if mem and "max_batch_24gib" in mem else ""
+        skipped = {r["peer"]["skipped"] for r in c["runs"] if "skipped" in r["peer"]}
+        peer_note = f"; peer: {'; '.join(sorted(skipped))}" if skipped else ""
+        lines.append(f"{c['case']}: {c['params']:,} params (peer "
+                     f"{next(iter(c.get('peer', {}).values()), {}).get('params', '-')}), "
+                     f"{c['gflop_per_sample_step']:.3f} GFLOP/sample-step{fit}{extra}{peer_note}")
+    return "\n".join(lines)
