@@ -45,6 +45,7 @@ class TinyRecursiveModel(nn.Module):
             raise ValueError("ModelConfig.vocab_size and seq_len must be set from the dataset before building")
         self.cfg = cfg
         self.forward_dtype = torch.float32
+        self._compiled_step = None  # set by compile_recursion()
         D = cfg.hidden_size
         self.puzzle_positions = cfg.puzzle_positions
         total_len = cfg.seq_len + self.puzzle_positions
@@ -146,10 +147,22 @@ class TinyRecursiveModel(nn.Module):
     def forward(self, inputs, puzzle_identifiers, y, z, observer: Optional[Observer] = None):
         """One supervision step from (y, z). Returns (y, z) detached, logits and [B, 2] Q logits."""
         x = self.embed_input(inputs, puzzle_identifiers)
+        if observer is None and self._compiled_step is not None:
+            return self._compiled_step(x, y, z)
+        return self.recursion_step(x, y, z, observer)
+
+    def recursion_step(self, x, y, z, observer: Optional[Observer] = None):
+        """Everything of a supervision step after the embedding: the recursion and both heads. This is
+        what :meth:`compile_recursion` compiles (one graph, no breaks); the embedding stays eager
+        because the puzzle embedding makes a fresh leaf tensor for its sign-SGD every step."""
         y, z = self.deep_recursion(x, y, z, observer)
-        logits = self.decode(y)
-        q = self.q_logits(y)
-        return y.detach(), z.detach(), logits, q
+        return y.detach(), z.detach(), self.decode(y), self.q_logits(y)
+
+    def compile_recursion(self, enable: bool = True, **options) -> None:
+        """``torch.compile`` the recursion and heads (:meth:`recursion_step`) for steps without an observer
+        (training, evaluation, solving); traced runs keep the eager path, which calls the observer.
+        ``options`` go to ``torch.compile`` (e.g. ``fullgraph=True``, ``mode=...``)."""
+        self._compiled_step = torch.compile(self.recursion_step, **options) if enable else None
 
 
 def count_parameters(module: nn.Module) -> int:

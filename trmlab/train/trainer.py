@@ -123,9 +123,9 @@ class Trainer:
         self._arc = None
         self._forward = self.model
         self._compiled = False
-        if t.compile:
+        if t.compile:  # the recursion and heads as one graph (TinyRecursiveModel.compile_recursion)
             try:
-                self._forward = torch.compile(self.model)
+                self.model.core.compile_recursion()
                 self._compiled = True
             except Exception as e:  # pragma: no cover - depends on the platform
                 print(f"[trmlab] torch.compile unavailable ({e}); training eagerly")
@@ -159,7 +159,8 @@ class Trainer:
             if not self._compiled:
                 raise
             print(f"[trmlab] torch.compile failed ({type(e).__name__}: {e}); falling back to eager mode")
-            self._forward, self._compiled = self.model, False
+            self.model.core.compile_recursion(False)
+            self._compiled = False
             carry, out = self._forward(self.carry, batch)
         self.carry = carry
         loss, sums = act_loss(out, carry.current_data["labels"], carry.steps, carry.halted,

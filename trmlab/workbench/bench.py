@@ -148,10 +148,11 @@ class TrainStep:
         self.batch = random_batch(cfg, batch, device=device)
         self.size = batch
         self.carry = self.model.initial_carry(self.batch)
-        self.forward = torch.compile(self.model) if compile else self.model
+        if compile:
+            self.model.core.compile_recursion()
 
     def __call__(self) -> None:
-        carry, out = self.forward(self.carry, self.batch)
+        carry, out = self.model(self.carry, self.batch)
         self.carry = carry
         loss, _ = act_loss(out, carry.current_data["labels"], carry.steps, carry.halted, self.loss_type,
                            self.halt_weight)
@@ -403,7 +404,8 @@ def _add_peer_ratios(run: dict, peer: Optional[dict], why_not: Optional[str], ha
                      settings: Settings, quick: bool) -> None:
     if peer is None or "error" in peer:
         run["peer"] = {"skipped": (peer or {}).get("error") or why_not or
-                       ("not installed (pip install trmlab[bench])" if not have_peer else
+                       ("--no-peer" if not settings.peer else
+                        "not installed (pip install trmlab[bench])" if not have_peer else
                         "fp32 only in --quick" if quick else "not run")}
         return
     run["peer"] = {"params": peer["params"], "train_sample_steps_per_s": peer["train_sample_steps_per_s"],
