@@ -56,7 +56,7 @@ def test_resolve_dtype_auto_on_this_cpu_follows_the_decision(monkeypatch, capsys
     monkeypatch.setattr(D, "block_seconds", lambda c, d, b: {"float32": 1.0, "bfloat16": 0.5}[d])
     monkeypatch.setattr(machine, "cpu_info", lambda: {"flags": AMX.split()})
     assert D.resolve_dtype("auto", torch.device("cpu"), cfg) == torch.bfloat16
-    assert "dtype=auto -> bf16" in capsys.readouterr().out
+    assert "dtype=auto -> bf16" in capsys.readouterr().err
     monkeypatch.setattr(D, "_AUTO_CACHE", {})
     monkeypatch.setattr(machine, "cpu_info", lambda: {"flags": AVX2_ONLY.split()})
     assert D.resolve_dtype("auto", torch.device("cpu"), cfg) == torch.float32

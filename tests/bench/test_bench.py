@@ -93,3 +93,31 @@ def test_cli_parses_bench_options():
     assert args.quick and args.out == "r.json" and args.only == ["att_sudoku", "cpu_sudoku4"]
     assert args.threads == 1 and args.no_peer and args.func is cli._bench
     assert cli.build_parser().parse_args(["bench"]).only is None
+
+
+def test_compile_payoff_is_worked_out_from_the_eager_and_compiled_runs():
+    runs = [{"mode": "eager", "train": {"sample_steps_per_s": 10.0, "first_step_s": 0.5}},
+            {"mode": "compile", "train": {"sample_steps_per_s": 20.0, "first_step_s": 30.1}}]
+    B._compile_payoff(runs, batch=10)  # eager 1 s/step, compiled 0.5 s/step, 30 s of compiling
+    comp = runs[1]["train"]
+    assert comp["compile_overhead_s"] == pytest.approx(29.6) and comp["speedup_over_eager"] == pytest.approx(2.0)
+    assert comp["pays_off_after_steps"] == 60
+    runs[1]["train"]["sample_steps_per_s"] = 5.0
+    B._compile_payoff(runs, batch=10)
+    assert runs[1]["train"]["pays_off_after_steps"] is None
+
+
+def test_activation_checkpointing_keeps_the_numbers_and_saves_memory():
+    import torch
+
+    from trmlab.config import get_preset
+
+    params, memory = [], []
+    for on in ("false", "true"):
+        step = B.TrainStep(get_preset("cpu_tiny", [f"activation_checkpointing={on}"]), 2, "float32")
+        assert step.model.core.checkpoint_activations == (on == "true")
+        memory.append(B.saved_activation_bytes(step))  # one full step: forward, backward, optimiser
+        params.append([p.detach().clone() for p in step.params])
+    assert memory[1] < memory[0] / 2
+    for plain, ckpt in zip(*params):
+        torch.testing.assert_close(ckpt, plain, rtol=0, atol=0)

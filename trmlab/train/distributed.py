@@ -9,6 +9,7 @@ are broadcast from rank 0 at start, so every rank begins identical.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -51,7 +52,7 @@ def resolve_dtype(name: str, device: torch.device, model_cfg: Optional[ModelConf
     :func:`trmlab.machine.choose_cpu_dtype`: fp32 unless the CPU has native bf16 (AVX-512 BF16 or AMX)
     AND a short measurement of one block of this model (``model_cfg``, at ``batch`` samples, forward
     and backward) is clearly faster in bf16. Without ``model_cfg`` a native-bf16 CPU keeps fp32 (nothing
-    to measure). With ``verbose`` the CPU choice and its reason are printed.
+    to measure). With ``verbose`` the CPU choice and its reason are printed (to stderr).
     """
     if name == "float32":
         return torch.float32
@@ -63,7 +64,7 @@ def resolve_dtype(name: str, device: torch.device, model_cfg: Optional[ModelConf
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     choice, why = cpu_auto_dtype(model_cfg, batch)
     if verbose:
-        print(f"[trmlab] dtype=auto -> {why}")
+        print(f"[trmlab] dtype=auto -> {why}", file=sys.stderr)  # stderr: stdout may be JSON (eval --json)
     return getattr(torch, choice)
 
 

@@ -97,6 +97,7 @@ class Trainer:
         self.dtype = D.resolve_dtype(t.dtype, self.device, cfg.model, min(self.local_batch, 64),
                                        verbose=self.dist.is_main)
         self.model.set_forward_dtype(self.dtype)
+        self.model.core.checkpoint_activations = t.activation_checkpointing
         D.broadcast_module(self.model, self.dist)
         self.model.train()
         self.n_params = count_parameters(self.model)

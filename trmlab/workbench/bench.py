@@ -70,9 +70,14 @@ class Case:
     quick_train_batch: int = 0  # 0: not in --quick
     quick_infer_batch: int = 0
     compile: bool = True  # also timed under torch.compile (full run)
+    overrides: tuple = ()  # key=value overrides of the preset
+    quick_dtypes: tuple = ("float32", "bfloat16")  # dtypes in --quick
 
     def batches(self, quick: bool) -> tuple[int, int]:
-        return (self.quick_train_batch, self.quick_infer_batch) if quick else (self.train_batch, self.infer_batch)
+        """(training, inference) batch; a case without quick batches named in --quick runs its full ones."""
+        if quick and self.quick_train_batch:
+            return self.quick_train_batch, self.quick_infer_batch
+        return self.train_batch, self.infer_batch
 
 
 CASES: dict[str, Case] = {c.name: c for c in [
@@ -82,11 +87,15 @@ CASES: dict[str, Case] = {c.name: c for c in [
     Case("cpu_sudoku9", "cpu_sudoku9", "CPU preset: TRM-Att hidden 256, 9x9 Sudoku (1+81 tokens), T=2 n=3",
          32, 32),
     Case("att_sudoku", "pretrain_att_sudoku", "reference TRM-Att Sudoku: hidden 512, 16+81 tokens, T=3 n=6",
-         32, 8, 4, 0),
+         32, 4, 4, 0),
     Case("mlp_sudoku", "pretrain_mlp_t_sudoku", "reference TRM-MLP Sudoku: hidden 512, 16+81 tokens, T=3 n=6",
-         32, 8),
+         32, 4),
+    # inference at 916 tokens is not timed (16 supervision steps of one puzzle are ~3.8 TFLOP); the
+    # training step is the figure, and its memory the point: how large a batch fits
     Case("att_maze", "pretrain_att_maze30x30", "reference TRM-Att Maze: hidden 512, 16+900 tokens, T=3 n=4",
-         4, 1, 1, 0, compile=False),
+         4, 0, 1, 0, compile=False, quick_dtypes=("float32",)),
+    Case("att_maze_ckpt", "pretrain_att_maze30x30", "the same with activation checkpointing (less memory)",
+         4, 0, 1, 0, compile=False, quick_dtypes=("float32",), overrides=("activation_checkpointing=true",)),
 ]}
 QUICK_CASES = [c.name for c in CASES.values() if c.quick_train_batch]
 
@@ -115,7 +124,7 @@ class Settings:
 
 
 def case_config(case: Case) -> RunConfig:
-    return get_preset(case.preset)
+    return get_preset(case.preset, list(case.overrides))
 
 
 def random_batch(cfg: RunConfig, batch: int, seed: int = 0, device="cpu") -> dict:
@@ -135,6 +144,7 @@ class TrainStep:
         t = cfg.train
         self.model = build_model(cfg.model).to(device)
         self.model.set_forward_dtype(getattr(torch, dtype))
+        self.model.core.checkpoint_activations = t.activation_checkpointing
         self.model.train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if t.optimizer == "adamw":
@@ -187,13 +197,16 @@ def saved_activation_bytes(fn: Callable[[], None]) -> int:
     return sum(seen.values())
 
 
-def _timed(step: Callable[[], None], units: int, settings: Settings, sync: Callable[[], None]) -> dict:
+def _timed(step: Callable[[], None], units: int, settings: Settings, sync: Callable[[], None],
+           first: Optional[Callable[[], None]] = None) -> dict:
     """Warm-up, then ``settings.repeats`` repeats of enough steps for ``repeat_seconds``: ``units`` per
-    step (samples or puzzles) per second, median, each repeat, spread ((max - min) / median)."""
+    step (samples or puzzles) per second, median, each repeat, spread ((max - min) / median). ``first``
+    runs the first warm-up step instead of ``step`` (to measure memory on it). The first step's time
+    (compile time included, under ``torch.compile``) is ``first_step_s``."""
     t0 = time.perf_counter()
-    step()
+    (first or step)()
     sync()
-    first = time.perf_counter() - t0
+    first_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     step()
     sync()
@@ -208,7 +221,7 @@ def _timed(step: Callable[[], None], units: int, settings: Settings, sync: Calla
         rates.append(units * steps / (time.perf_counter() - t0))
     med = statistics.median(rates)
     return {"rate": med, "rates": rates, "spread": (max(rates) - min(rates)) / med, "steps_per_repeat": steps,
-            "first_step_s": first}
+            "first_step_s": first_s}
 
 
 def _sync(device) -> Callable[[], None]:
@@ -216,25 +229,34 @@ def _sync(device) -> Callable[[], None]:
 
 
 def time_training(cfg: RunConfig, batch: int, dtype: str, mode: str, settings: Settings, device="cpu") -> dict:
+    """Training throughput; in eager mode also the memory of the gradient step (on the first step)."""
     step = TrainStep(cfg, batch, dtype, compile=mode == "compile", device=device)
-    res = _timed(step, batch, settings, _sync(device))
+    memory: dict = {}
+    cuda = torch.device(device).type == "cuda"
+
+    def first() -> None:
+        if mode != "eager":
+            return step()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+            step()
+            torch.cuda.synchronize()
+            memory.update(peak_bytes=torch.cuda.max_memory_allocated(device), method="cuda allocator peak")
+            return
+        act = saved_activation_bytes(step)
+        state = step.state_bytes()
+        memory.update(activation_bytes=act, state_bytes=state, peak_bytes=act + state,
+                      activation_bytes_per_sample=act / batch,
+                      max_batch_24gib=int(max(0, MEMORY_BUDGET - state) // max(act / batch, 1)),
+                      method="saved-for-backward tensors + parameters, gradients, optimiser state")
+
+    res = _timed(step, batch, settings, _sync(device), first=first)
     flops = train_flops(cfg.model)
     out = {"sample_steps_per_s": res["rate"], "rates": res["rates"], "spread": res["spread"],
            "steps_per_repeat": res["steps_per_repeat"], "first_step_s": res["first_step_s"],
            "gflop_per_sample_step": flops / 1e9, "gflops": res["rate"] * flops / 1e9}
-    if mode == "eager":
-        if torch.device(device).type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            step()
-            torch.cuda.synchronize()
-            out["memory"] = {"peak_bytes": torch.cuda.max_memory_allocated(device), "method": "cuda allocator peak"}
-        else:
-            act = saved_activation_bytes(step)
-            state = step.state_bytes()
-            out["memory"] = {"activation_bytes": act, "state_bytes": state, "peak_bytes": act + state,
-                             "activation_bytes_per_sample": act / batch,
-                             "max_batch_24gib": int(max(0, MEMORY_BUDGET - state) // max(act / batch, 1)),
-                             "method": "saved-for-backward tensors + parameters, gradients, optimiser state"}
+    if memory:
+        out["memory"] = memory
     return out
 
 
@@ -296,12 +318,14 @@ def peer_available() -> bool:
         importlib.util.find_spec("x_transformers") is not None
 
 
-def peer_spec(cfg: RunConfig, batch: int, infer_batch: int, dtype: str, settings: Settings, steps: int) -> dict:
+def peer_spec(cfg: RunConfig, batch: int, infer_batch: int, dtype: str, settings: Settings, steps: int,
+              device="cpu") -> dict:
     m = cfg.model
     return {"dim": m.hidden_size, "depth": m.n_layers, "heads": m.num_heads,
             "ff_inner": swiglu_width(m.hidden_size, m.expansion), "seq_len": m.seq_len, "num_tokens": m.vocab_size,
             "registers": m.puzzle_positions, "T": m.n_recursions, "n": m.n_latent_steps, "batch": batch,
             "infer_batch": infer_batch, "n_supervision": m.n_supervision, "dtype": dtype, "steps": steps,
+            "device": str(device),
             "repeats": settings.repeats, "repeat_seconds": settings.repeat_seconds, "warmup": 2,
             "threads": torch.get_num_threads()}
 
@@ -349,7 +373,9 @@ def run_bench(quick: bool = False, only: Optional[list[str]] = None, settings: O
     result = {"format": FORMAT, "machine_kind": machine.machine_kind(info), "machine": info,
               "device": str(device), "gpu": torch.cuda.get_device_name(device) if str(device).startswith("cuda") else None,
               "python": platform.python_version(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "command": "trmlab bench" + (" --quick" if quick else "") + (f" --only {' '.join(only)}" if only else ""),
+              "command": "trmlab bench" + (" --quick" if quick else "") + (f" --only {' '.join(only)}" if only else "")
+              + (f" --threads {settings.threads}" if settings.threads else "") + ("" if settings.peer else " --no-peer")
+              + (f" --device {device}" if str(device) != "cpu" else ""),
               "settings": asdict(settings),
               "peer": {"package": PEER_PACKAGE, "available": have_peer,
                        "version": _peer_version() if have_peer else None,
@@ -360,7 +386,7 @@ def run_bench(quick: bool = False, only: Optional[list[str]] = None, settings: O
     for name in names:
         case = cases[name]
         modes = [m for m in settings.modes if m == "eager" or case.compile]
-        for dtype in settings.dtypes:
+        for dtype in _dtypes(case, settings):
             jobs += [(case, dtype, mode) for mode in modes]
     bar = tqdm(total=len(jobs), desc="bench", disable=not progress)
     mm_cache: dict = {}
@@ -374,23 +400,32 @@ def run_bench(quick: bool = False, only: Optional[list[str]] = None, settings: O
                  "gflop_per_sample_step": train_flops(cfg.model) / 1e9,
                  "gflop_per_puzzle": inference_flops(cfg.model) / 1e9,
                  "auto_dtype": {"choice": auto[0], "why": auto[1]} if auto else None, "runs": []}
-        why_not_peer = peer_matchable(cfg)
-        for dtype in settings.dtypes:
+        why_not_peer = "timed at the case without overrides" if case.overrides else peer_matchable(cfg)
+        for dtype in _dtypes(case, settings):
             limit = matmul_limit(cfg, train_b, dtype, settings.matmul_seconds, device, mm_cache)
             peer = None
             if have_peer and why_not_peer is None and (not quick or dtype == "float32"):
                 bar.set_postfix_str(f"{name} peer {dtype}")
-                peer = run_peer(peer_spec(cfg, train_b, infer_b, dtype, settings, steps=0))
+                peer = run_peer(peer_spec(cfg, train_b, infer_b, dtype, settings, steps=0, device=device))
             for mode in [m for m in settings.modes if m == "eager" or case.compile]:
                 bar.set_postfix_str(f"{name} {dtype} {mode}")
                 run = {"dtype": dtype, "mode": mode, "matmul_limit_gflops": limit["gflops"]}
-                run["train"] = time_training(cfg, train_b, dtype, mode, settings, device)
+                try:
+                    run["train"] = time_training(cfg, train_b, dtype, mode, settings, device)
+                except Exception as e:  # noqa: BLE001 - a platform without a working torch.compile
+                    if mode != "compile":
+                        raise
+                    run["skipped"] = f"torch.compile failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                    entry["runs"].append(run)
+                    bar.update(1)
+                    continue
                 run["train"]["fraction_of_matmul_limit"] = run["train"]["gflops"] / limit["gflops"]
                 if mode == "eager" and infer_b:
                     run["inference"] = time_inference(cfg, infer_b, dtype, settings, device)
                 _add_peer_ratios(run, peer, why_not_peer, have_peer, settings, quick)
                 entry["runs"].append(run)
                 bar.update(1)
+            _compile_payoff([r for r in entry["runs"] if r["dtype"] == dtype and "train" in r], train_b)
             entry.setdefault("matmul_products", {})[dtype] = limit["products"]
             if peer is not None:
                 entry.setdefault("peer", {})[dtype] = peer
@@ -398,6 +433,25 @@ def run_bench(quick: bool = False, only: Optional[list[str]] = None, settings: O
     bar.close()
     result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
+
+
+def _compile_payoff(runs: list[dict], batch: int) -> None:
+    """On the compiled run: ``compile_overhead_s`` (its first step less a compiled step) and
+    ``pays_off_after_steps`` (training steps until the time saved per step has repaid it; None if
+    compiled steps are not faster)."""
+    by_mode = {r["mode"]: r["train"] for r in runs}
+    if "eager" not in by_mode or "compile" not in by_mode:
+        return
+    eager, comp = by_mode["eager"], by_mode["compile"]
+    t_eager, t_comp = batch / eager["sample_steps_per_s"], batch / comp["sample_steps_per_s"]
+    overhead = max(0.0, comp["first_step_s"] - t_comp)
+    comp["compile_overhead_s"] = overhead
+    comp["speedup_over_eager"] = t_eager / t_comp
+    comp["pays_off_after_steps"] = int(overhead / (t_eager - t_comp)) + 1 if t_comp < t_eager else None
+
+
+def _dtypes(case: Case, settings: Settings) -> list[str]:
+    return [d for d in settings.dtypes if not settings.quick or d in case.quick_dtypes]
 
 
 def _add_peer_ratios(run: dict, peer: Optional[dict], why_not: Optional[str], have_peer: bool,
@@ -449,6 +503,9 @@ def format_table(result: dict) -> str:
     lines += [head, "-" * len(head)]
     for c in result["cases"]:
         for r in c["runs"]:
+            if "skipped" in r:
+                lines.append(f"{c['case']:16s} {r['dtype']:8s} {r['mode']:7s} {r['skipped']}")
+                continue
             tr, inf, pe = r["train"], r.get("inference"), r["peer"]
             mem = tr.get("memory", {}).get("peak_bytes")
             lines.append(
@@ -463,10 +520,18 @@ def format_table(result: dict) -> str:
     lines.append("")
     for c in result["cases"]:
         extra = f"; auto dtype: {c['auto_dtype']['why']}" if c.get("auto_dtype") else ""
-        mem = next((r["train"]["memory"] for r in c["runs"] if "memory" in r["train"]), None)
-        fit = f"; fits ~{mem['max_batch_24gib']} samples in 24 GiB" if mem and "max_batch_24gib" in mem else ""
-        skipped = {r["peer"]["skipped"] for r in c["runs"] if "skipped" in r["peer"]}
+        mem = next((r["train"]["memory"] for r in c["runs"] if "memory" in r.get("train", {})), None)
+        fit = (f"; {mem['activation_bytes_per_sample'] / 2**20:.0f} MiB saved per sample, ~{mem['max_batch_24gib']} "
+               f"samples fit in 24 GiB" if mem and "max_batch_24gib" in mem else "")
+        skipped = {r["peer"]["skipped"] for r in c["runs"] if "skipped" in r.get("peer", {})}
         peer_note = f"; peer: {'; '.join(sorted(skipped))}" if skipped else ""
+        for r in c["runs"]:
+            tr = r.get("train", {})
+            if "compile_overhead_s" in tr:
+                pays = tr["pays_off_after_steps"]
+                lines.append(f"{c['case']} {r['dtype']} compile: {tr['speedup_over_eager']:.2f}x eager, "
+                             f"{tr['compile_overhead_s']:.0f} s compiling, "
+                             + (f"pays off after {pays} steps" if pays is not None else "never pays off"))
         lines.append(f"{c['case']}: {c['params']:,} params (peer "
                      f"{next(iter(c.get('peer', {}).values()), {}).get('params', '-')}), "
                      f"{c['gflop_per_sample_step']:.3f} GFLOP/sample-step{fit}{extra}{peer_note}")

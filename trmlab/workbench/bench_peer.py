@@ -11,7 +11,7 @@ peer's own ``forward`` with labels (its loss), ``backward`` and ``torch.optim.Ad
 ``predict`` with a halting threshold it never reaches, so every puzzle runs all supervision steps.
 
 SPEC keys: ``dim depth heads ff_inner seq_len num_tokens registers T n batch infer_batch n_supervision
-dtype steps (0: chosen from repeat_seconds) repeat_seconds repeats warmup threads``.
+dtype device steps (0: chosen from repeat_seconds) repeat_seconds repeats warmup threads``.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import time
 
 
 def build(spec: dict):
-    import torch
     from tiny_recursive_model import TinyRecursiveModel
     from x_transformers import Encoder
 
@@ -34,16 +33,18 @@ def build(spec: dict):
     model = TinyRecursiveModel(dim=spec["dim"], num_tokens=spec["num_tokens"], network=network,
                                num_refinement_blocks=spec["T"], num_latent_refinements=spec["n"],
                                num_register_tokens=spec["registers"])
-    return model, torch.optim.AdamW(model.parameters(), lr=1e-4)
+    return model
 
 
-def timed(fn, units: int, spec: dict) -> dict:
+def timed(fn, units: int, spec: dict, sync=lambda: None) -> dict:
     """The same protocol as trmlab's side (``bench._timed``): warm-up calls, one call timed to choose
     how many make a repeat of ``repeat_seconds`` (or ``steps`` when given), then ``repeats`` repeats."""
     for _ in range(max(1, spec["warmup"] - 1)):
         fn()
+    sync()
     t0 = time.perf_counter()
     fn()
+    sync()
     one = time.perf_counter() - t0
     steps = spec.get("steps") or max(1, round(spec["repeat_seconds"] / max(one, 1e-6)))
     rates = []
@@ -51,6 +52,7 @@ def timed(fn, units: int, spec: dict) -> dict:
         t0 = time.perf_counter()
         for _ in range(steps):
             fn()
+        sync()
         rates.append(units * steps / (time.perf_counter() - t0))
     return {"rate": statistics.median(rates), "rates": rates, "steps": steps}
 
@@ -60,12 +62,16 @@ def run(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    model, opt = build(spec)
+    device = torch.device(spec.get("device", "cpu"))
+    model = build(spec)
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     dtype = getattr(torch, spec["dtype"])
-    autocast = (lambda: torch.autocast("cpu", dtype=dtype)) if dtype != torch.float32 else None
+    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype != torch.float32 else None
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     B, S = spec["batch"], spec["seq_len"]
-    seq = torch.randint(0, spec["num_tokens"], (B, S))
-    labels = torch.randint(0, spec["num_tokens"], (B, S))
+    seq = torch.randint(0, spec["num_tokens"], (B, S), device=device)
+    labels = torch.randint(0, spec["num_tokens"], (B, S), device=device)
     outputs, latents = model.get_initial()
 
     def step():
@@ -79,12 +85,12 @@ def run(spec: dict) -> dict:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    train = timed(step, B, spec)
+    train = timed(step, B, spec, sync)
     out = {"params": sum(p.numel() for p in model.parameters()), "train_rates": train["rates"],
            "train_sample_steps_per_s": train["rate"], "train_steps_per_repeat": train["steps"]}
     if spec.get("infer_batch"):
         model.eval()
-        iseq = torch.randint(0, spec["num_tokens"], (spec["infer_batch"], S))
+        iseq = torch.randint(0, spec["num_tokens"], (spec["infer_batch"], S), device=device)
 
         def solve():
             if autocast is not None:
@@ -92,7 +98,7 @@ def run(spec: dict) -> dict:
                     return model.predict(iseq, halt_prob_thres=2.0, max_deep_refinement_steps=spec["n_supervision"])
             return model.predict(iseq, halt_prob_thres=2.0, max_deep_refinement_steps=spec["n_supervision"])
 
-        infer = timed(solve, spec["infer_batch"], spec)
+        infer = timed(solve, spec["infer_batch"], spec, sync)
         out.update(infer_rates=infer["rates"], infer_puzzles_per_s=infer["rate"])
     return out
 
