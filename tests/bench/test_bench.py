@@ -41,7 +41,7 @@ def test_json_schema_of_a_tiny_run(tiny_result, tmp_path):
         assert {p["name"] for p in case["matmul_products"]["float32"]} >= {"mlp.gate_up", "mlp.down.grad_w"}
     tiny, mlp = r["cases"]
     inf = tiny["runs"][0]["inference"]
-    assert inf["puzzles_per_s"] > 0 and inf["learned_puzzles_per_s"] > 0 and 1 <= inf["learned_mean_steps"] <= 2
+    assert inf["puzzles_per_s"] > 0 and inf["learned_puzzles_per_s"] > 0 and 1 < inf["learned_mean_steps"] < 2  # half halt at 1
     assert "inference" not in mlp["runs"][0]  # infer_batch 0
     assert "TRM-Att" in mlp["runs"][0]["peer"]["skipped"]  # no matched peer for TRM-MLP
     path = B.write_results(r, tmp_path / "x.json")

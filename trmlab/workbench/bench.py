@@ -11,8 +11,8 @@ For every case (a preset's model at a batch), dtype (fp32, bf16) and mode (eager
   spread, and the achieved FLOP/s from :mod:`trmlab.model.flops` (matrix products only);
 * **inference** (eager): puzzles/s of solving a batch through all ``n_supervision`` steps
   (:func:`~trmlab.model.act.run_to_halt`, ``halting="max"``), and with learned halting -- the halting
-  head is untrained here, so the benchmark gives it random weights and zero bias to make puzzles stop
-  at different steps, and reports the mean steps used;
+  head is untrained here, so the benchmark gives it random weights and a bias that makes half the batch
+  halt after the first step (:func:`_learned_halting_model`), and reports the mean steps used;
 * **memory** (eager): the bytes autograd saves for the backward of one step (activations, counted by a
   saved-tensors hook, each storage once) plus parameters, gradients and optimiser state; on CUDA the
   allocator's peak. ``max_batch_24gib`` is how many samples fit in 24 GiB at that rate;
@@ -260,13 +260,17 @@ def time_training(cfg: RunConfig, batch: int, dtype: str, mode: str, settings: S
     return out
 
 
-def _learned_halting_model(model) -> None:
-    """Give the (untrained) halting head random weights and zero bias, so puzzles halt at different steps."""
+def _learned_halting_model(model, batch: dict) -> None:
+    """The models here are untrained, so their halting head never halts. Give it random weights and set
+    its bias so that half the batch wants to halt after the first supervision step: puzzles then stop at
+    different steps, and the batch compaction of learned halting is exercised."""
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        w = model.core.q_head.weight
+        w, b = model.core.q_head.weight, model.core.q_head.bias
         w.copy_(torch.randn(w.shape, generator=g) / w.shape[1] ** 0.5)
-        model.core.q_head.bias.zero_()
+        b.zero_()
+        _, out = model(model.initial_carry(batch), batch)
+        b[0] -= out["q_halt_logits"].float().median()
 
 
 def time_inference(cfg: RunConfig, batch: int, dtype: str, settings: Settings, device="cpu") -> dict:
@@ -277,7 +281,7 @@ def time_inference(cfg: RunConfig, batch: int, dtype: str, settings: Settings, d
     data = random_batch(cfg, batch, device=device)
     N = cfg.model.n_supervision
     full = _timed(lambda: run_to_halt(model, data, N, "max"), batch, settings, _sync(device))
-    _learned_halting_model(model)
+    _learned_halting_model(model, data)
     steps = run_to_halt(model, data, N, "learned")["steps"].float().mean().item()
     learned = _timed(lambda: run_to_halt(model, data, N, "learned"), batch, settings, _sync(device))
     flops = inference_flops(cfg.model)
