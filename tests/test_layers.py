@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "trmlab"
 
 LAYERS = ["config/io", "data", "model", "eval", "train", "trace", "viz", "workbench", "cli"]
 #: first name under ``trmlab`` -> layer
-LAYER_OF = {"__init__": "config/io", "config": "config/io", "io": "config/io", "data": "data", "model": "model",
+LAYER_OF = {"__init__": "config/io", "config": "config/io", "io": "config/io", "machine": "config/io", "data": "data", "model": "model",
             "eval": "eval", "train": "train", "trace": "trace", "viz": "viz", "workbench": "workbench",
             "cli": "cli"}
 
