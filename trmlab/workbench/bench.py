@@ -197,6 +197,21 @@ def saved_activation_bytes(fn: Callable[[], None]) -> int:
     return sum(seen.values())
 
 
+def recompute_bytes(step: TrainStep) -> int:
+    """With activation checkpointing the backward runs each network call again and keeps that call's
+    activations until its gradient is through: the bytes one call saves, on top of the checkpoints."""
+    core = step.model.core
+    with torch.no_grad():
+        x = core.embed_input(step.batch["inputs"], step.batch["puzzle_identifiers"])
+        y, _ = core.initial_state(step.size, x.device)
+    h = y.clone().requires_grad_(True)
+    core.checkpoint_activations = False
+    try:
+        return saved_activation_bytes(lambda: core.net(h, x, core.rope))
+    finally:
+        core.checkpoint_activations = True
+
+
 def _timed(step: Callable[[], None], units: int, settings: Settings, sync: Callable[[], None],
            first: Optional[Callable[[], None]] = None) -> dict:
     """Warm-up, then ``settings.repeats`` repeats of enough steps for ``repeat_seconds``: ``units`` per
@@ -244,6 +259,8 @@ def time_training(cfg: RunConfig, batch: int, dtype: str, mode: str, settings: S
             memory.update(peak_bytes=torch.cuda.max_memory_allocated(device), method="cuda allocator peak")
             return
         act = saved_activation_bytes(step)
+        if step.model.core.checkpoint_activations:  # + the one call the backward recomputes at a time
+            act += recompute_bytes(step)
         state = step.state_bytes()
         memory.update(activation_bytes=act, state_bytes=state, peak_bytes=act + state,
                       activation_bytes_per_sample=act / batch,
