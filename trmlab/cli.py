@@ -190,6 +190,7 @@ def _zoo(args) -> int:
         rows = wzoo.list_models()
         if not rows:
             print(f"the zoo ({zoo.zoo_dir()}) is empty")
+            return 0
         print(f"{'name':<10} {'task':<10} {'parameters':>10}  {'exact accuracy (95% interval)':<32} title")
         for r in rows:
             acc = f"{r['accuracy']:.1%} [{r['interval'][0]:.1%}, {r['interval'][1]:.1%}] N={r['steps']}"
@@ -203,7 +204,7 @@ def _zoo(args) -> int:
         print(f"trained {result.steps} steps into {result.run_dir}")
         _print_metrics(result.metrics)
         return 0
-    dest = wzoo.export(args.run, args.name, progress=not args.quiet)
+    dest = wzoo.export(args.run, args.name, notes=args.notes, progress=not args.quiet)
     print(f"wrote {dest}")
     return 0
 
@@ -469,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     z = zs.add_parser("export", help="evaluate a trained run and write it into the zoo as NAME (maintainers)")
     z.add_argument("run")
     z.add_argument("name", help="a zoo recipe name (trmlab/workbench/zoo.py RECIPES)")
+    z.add_argument("--notes", default="", help="said on the card about the training (e.g. what else ran meanwhile)")
     z.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_zoo)
 

@@ -80,3 +80,28 @@ class PageWatch:
         else:
             self.external.append(url)
             route.abort()
+
+
+#: the frame state of the page's first plotly figure that has animation frames (null when none has)
+FRAMES = """() => { const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .find(g => g._transitionData && g._transitionData._frames && g._transitionData._frames.length > 1);
+  return gd ? {active: gd._fullLayout.sliders[0].active, frames: gd._transitionData._frames.length} : null; }"""
+
+
+def play_changes_frame(page, timeout_s: float = 20.0) -> tuple[dict, dict]:
+    """Wait for an animated plotly figure, press its "▶ Play" and return the frame state (before,
+    after): after differs from before when the animation moved within ``timeout_s``."""
+    import time
+
+    page.wait_for_function(f"() => ({FRAMES})() !== null", timeout=60000)
+    before = page.evaluate(FRAMES)
+    play = page.get_by_text("▶ Play").last
+    play.scroll_into_view_if_needed()
+    play.click()
+    after, deadline = before, time.time() + timeout_s
+    while time.time() < deadline:
+        time.sleep(0.5)
+        after = page.evaluate(FRAMES)
+        if after["active"] != before["active"]:
+            break
+    return before, after

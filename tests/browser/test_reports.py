@@ -4,12 +4,11 @@ leaves the machine. Screenshots go to the artifacts folder."""
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from browser_helpers import PageWatch
+from browser_helpers import PageWatch, play_changes_frame
 
 pytestmark = pytest.mark.browser
 
@@ -41,11 +40,6 @@ def _demo_notebooks():
     return [name for name, _ in DEMO_NOTEBOOKS if (REPO / "notebooks" / f"{name}.ipynb").is_file()]
 
 
-FRAMES = """() => { const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .find(g => g._transitionData && g._transitionData._frames && g._transitionData._frames.length > 1);
-  return gd ? {active: gd._fullLayout.sliders[0].active, frames: gd._transitionData._frames.length} : null; }"""
-
-
 def test_index_and_every_report_render_offline(browser, short_demo, artifacts):
     reports = short_demo / "reports"
     names = _demo_notebooks()
@@ -72,17 +66,7 @@ def test_index_and_every_report_render_offline(browser, short_demo, artifacts):
             # the tqdm progress bar is an ipywidget drawn from the saved widget state
             page.wait_for_selector(".widget-hprogress, .jupyter-widgets .progress", timeout=30000)
         if name == "04-recursion":
-            page.wait_for_function(f"() => ({FRAMES})() !== null", timeout=30000)
-            before = page.evaluate(FRAMES)
-            play = page.get_by_text("▶ Play").last
-            play.scroll_into_view_if_needed()
-            play.click()
-            after, deadline = before, time.time() + 20
-            while time.time() < deadline:
-                time.sleep(0.5)
-                after = page.evaluate(FRAMES)
-                if after["active"] != before["active"]:
-                    break
+            before, after = play_changes_frame(page)
             assert after["active"] != before["active"], f"the animation did not change frame: {before} -> {after}"
         page.screenshot(path=f"{artifacts}/report-{name}.png", full_page=True)
     assert watch.errors == [], f"JavaScript errors: {watch.errors}"

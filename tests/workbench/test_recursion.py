@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trmlab.workbench.recursion import (ANIMATION_FILE, DEFAULT_RUN, RECURSION_DIR, STRIP_FILE, TRACE_STEM,
+from trmlab.workbench.recursion import (ANIMATION_FILE, RECURSION_DIR, STRIP_FILE, TRACE_STEM,
                                         eval_steps, prepare)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,15 +138,14 @@ def test_missing_run_data_names_the_config_field(runs, tmp_path):
         prepare(run=moved)
 
 
-def test_default_run_missing_falls_back_to_a_tiny_model_and_says_so(tmp_path):
-    rec = prepare(root=tmp_path)  # no runs/demo-sudoku4 under this root
-    assert rec.run is None and DEFAULT_RUN in rec.note and "UNTRAINED" in rec.note
-    assert rec.describe().startswith("NOTE: ") and rec.picked.task.name == "sudoku4x4"
+def test_no_run_and_no_task_is_a_tiny_untrained_model_and_says_so(tmp_path):
+    rec = prepare(root=tmp_path)
+    assert rec.run is None and "UNTRAINED" in rec.source and rec.picked.task.name == "sudoku4x4"
     assert rec.save() == {}  # no run: nothing written unless out_dir is given
 
 
 def test_another_missing_run_is_an_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="does not exist.*is no zoo model"):
         prepare(run="runs/no-such-run", root=tmp_path)
 
 

@@ -192,7 +192,8 @@ def rank_puzzles(tr: Trace, by: str = "changed") -> np.ndarray:
     """Puzzle rows of a trace, the most interesting first.
 
     ``changed``: how many answer cells change between successive answer updates, summed (the recursion
-    does the most work); ``hardest``: lowest final accuracy on the cells to fill (unlabelled: lowest
+    does the most work); ``solved``: the puzzles whose last answer is right on every cell to fill, then
+    the unsolved, each by ``changed``; ``hardest``: lowest final accuracy on the cells to fill (unlabelled: lowest
     final confidence), then latest halting; ``gain``: largest rise of that accuracy from the first to
     the last answer.
     """
@@ -200,9 +201,14 @@ def rank_puzzles(tr: Trace, by: str = "changed") -> np.ndarray:
     if not len(ans):
         ans = np.arange(len(tr))
     preds = tr.y_pred[ans]
+    changes = (preds[1:] != preds[:-1]).sum(axis=(0, 2)) if len(ans) > 1 else np.zeros(tr.n_puzzles)
     if by == "changed":
-        score = (preds[1:] != preds[:-1]).sum(axis=(0, 2)) if len(ans) > 1 else np.zeros(tr.n_puzzles)
-        return np.argsort(-score, kind="stable")
+        return np.argsort(-changes, kind="stable")
+    if by == "solved":
+        exact = tr.exact("y", "to_fill")
+        if exact is None:
+            raise ValueError("rank by 'solved' needs labels")
+        return np.lexsort((-changes, ~exact[ans[-1]]))
     if by == "hardest":
         acc = tr.accuracy("y", "to_fill")
         final = acc[-1] if acc is not None else tr.y_conf[-1].astype(np.float32).mean(-1)
@@ -212,7 +218,7 @@ def rank_puzzles(tr: Trace, by: str = "changed") -> np.ndarray:
         if acc is None:
             raise ValueError("rank by 'gain' needs labels")
         return np.argsort(-(acc[ans[-1]] - acc[ans[0]]), kind="stable")
-    raise ValueError(f"by must be 'changed', 'hardest' or 'gain', got {by!r}")
+    raise ValueError(f"by must be 'changed', 'solved', 'hardest' or 'gain', got {by!r}")
 
 
 @torch.no_grad()

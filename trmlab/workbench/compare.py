@@ -21,21 +21,22 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .notebook import resolve
+from .notebook import resolve, resolve_run
 from .results import RunSummary, config_differences, find_runs, is_run_folder, read_run
 
 DEFAULT_METRIC = "all/exact_accuracy"
 
 
 def resolve_runs(runs: str | os.PathLike | Iterable[str | os.PathLike], root: Optional[str | os.PathLike] = None) -> list[Path]:
-    """Run folders from a list of paths and globs (relative to the project root ``root``). A folder that
-    is not itself a run stands for the runs below it. Raises ``ValueError`` naming what matched nothing."""
+    """Run folders from a list of paths, globs (relative to the project root ``root``) and zoo names
+    (``sudoku9``: the shipped model's folder, with its training curves). A folder that is not itself a
+    run stands for the runs below it. Raises ``ValueError`` naming what matched nothing."""
     items = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
     if not items:
         raise ValueError("runs: give at least one run folder or glob (e.g. \"runs/*\")")
     out: list[Path] = []
     for item in items:
-        p = resolve(item, root)
+        p = resolve(item, root) if glob.has_magic(str(item)) else resolve_run(item, root)
         if glob.has_magic(str(item)):
             matches = [Path(m) for m in sorted(glob.glob(str(p)))]
             found = [m for m in matches if m.is_dir() and is_run_folder(m)]

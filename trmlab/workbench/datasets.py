@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..data.format import DatasetError
+from ..train import zoo
+from .notebook import project_root, resolve
 
 #: folder name -> (builder, keyword arguments). Same arguments as docs/training.md's commands.
 RECIPES: dict[str, tuple[str, dict]] = {
@@ -24,8 +26,10 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "sudoku6": ("sudoku", dict(generate=1000, size=6, num_aug=100, test_generate=300, seed=0)),
     "sudoku9": ("sudoku", dict(generate=1000, size=9, num_aug=100, test_generate=300, seed=0)),
     "maze8": ("maze", dict(generate=1000, size=8, test_generate=200, seed=0)),
-    # the zoo's (trmlab/workbench/zoo.py): easy 9x9 Sudoku with 40 givens, 10x10 mazes with paths > 14 moves
+    # the zoo's (trmlab/workbench/zoo.py): easy 9x9 Sudoku with 40 and 30 givens, 10x10 mazes with paths > 14 moves
     "sudoku9-easy40": ("sudoku", dict(generate=4000, size=9, difficulty="easy", givens=40, num_aug=20,
+                                      test_generate=500, val=200, seed=0)),
+    "sudoku9-easy30": ("sudoku", dict(generate=4000, size=9, difficulty="easy", givens=30, num_aug=20,
                                       test_generate=500, val=200, seed=0)),
     "maze10": ("maze", dict(generate=2000, size=10, min_path=14, test_generate=500, val=200, seed=0)),
     "arc1concept-aug-1000": ("arc", dict(family="arc1", num_aug=1000, seed=42)),
@@ -71,8 +75,6 @@ def ensure_dataset(data: str | os.PathLike = "", preset: str = "", progress: boo
     Raises :class:`~trmlab.data.format.DatasetError` when the folder is missing and no recipe builds it
     (the message gives the command), or when the folder exists but is not a built dataset.
     """
-    from .notebook import resolve
-
     if not data:
         if not preset:
             raise DatasetError("give a dataset folder (data=...) or a preset whose data folder to build")
@@ -107,3 +109,25 @@ def ensure_dataset(data: str | os.PathLike = "", preset: str = "", progress: boo
 
         build_arc(folder, progress=progress, echo=echo, **kw)
     return folder
+
+
+def run_dataset(run: str | os.PathLike, cfg, root: Optional[str | os.PathLike] = None) -> Path:
+    """The run's own dataset folder (``data`` in its config.json): absolute as written, or relative to
+    the project root (where ``trmlab train`` runs), or to the current folder. A zoo model's dataset is
+    built from its card when missing (and its hash checked)."""
+    if zoo.is_zoo_folder(run):
+        from .zoo import ensure_zoo_data, recipe_of
+
+        return ensure_zoo_data(recipe_of(Path(run).name), zoo.read_card(run), root=root)[0]
+    if not cfg.data:
+        raise ValueError(f"{Path(run) / 'config.json'}: 'data' is empty; set the notebook's `data` to a built dataset")
+    written = Path(os.path.expanduser(cfg.data))
+    candidates = [written] if written.is_absolute() else [resolve(written, root or project_root()),
+                                                           Path.cwd() / written]
+    for c in candidates:
+        if (c / "test").is_dir() or (c / "train").is_dir():
+            return c
+    tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
+    raise FileNotFoundError(
+        f"{run}: the run's dataset (data={cfg.data!r} in its config.json) is not there (looked in {tried}). "
+        f"Build it again (trmlab data ...) or set the notebook's `data` to where it is now")

@@ -7,7 +7,7 @@
    ``04-recursion`` (the recursion traced on test puzzles, played back);
 3. write one HTML report per notebook and ``reports/index.html``, and print where the index is.
 
-The run it leaves is what the notebooks open by default. A notebook missing from this checkout is
+03 and 04 are given the demo's run (by default they open the 9x9 zoo model). A notebook missing from this checkout is
 skipped with a message; a notebook that fails still gets its report (showing the failure) and the
 demo ends with an error.
 """
@@ -70,6 +70,8 @@ def demo(steps: int = DEMO_STEPS, run: str = DEMO_RUN, data: str = DEMO_DATA, re
         if name == "02-train":
             p.update(steps=steps, data=display_path(data_dir), wandb_mode=wandb_mode, eval_every=eval_every,
                      threads=n_threads)
+        else:  # evaluate and trace the run just trained (the notebooks' own default is a zoo model)
+            p.update(run=display_path(run_dir))
         try:
             run_notebook(name, p, out=run_dir, log_output=log_output, progress=progress, echo=echo)
         except NotebookFailed as e:

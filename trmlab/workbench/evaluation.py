@@ -27,7 +27,9 @@ from ..eval.evaluate import HALTING, evaluate
 from ..train.inference import cfg_dtype, open_run, save_evaluation, test_loader
 from ..trace.tasks import TaskSpec, dataset_task
 from ..viz.tables import Table
-from .notebook import resolve
+from ..train import zoo
+from .datasets import run_dataset
+from .notebook import outputs_dir, resolve, resolve_run, zoo_run_for
 
 #: the ``halting`` parameter of the notebook -> the evaluations run at each step budget
 MODES = {"both": ("max", "learned"), "max": ("max",), "learned": ("learned",)}
@@ -206,12 +208,15 @@ class RunEvaluation:
         return sorted(self.results, key=lambda r: (r.n_supervision, r.halting != "max"))
 
 
-def evaluate_for_notebook(run: str | os.PathLike = "runs/demo-sudoku4", checkpoint: str = "last", steps: int = 0,
+def evaluate_for_notebook(run: str | os.PathLike = "", checkpoint: str = "last", steps: int = 0,
                           extra_steps: int = 0, halting: str = "both", data: str | os.PathLike = "",
                           max_puzzles: int = 0, batch_size: int = 0, device: str = "auto",
                           root: Optional[str | os.PathLike] = None, progress: bool = True,
-                          save: bool = True) -> RunEvaluation:
+                          save: bool = True, task: str = "") -> RunEvaluation:
     """Evaluate ``checkpoint`` (``last`` | ``best`` | ``step_N``) of ``run`` for 03-evaluate.
+
+    ``run``: a run folder or a zoo name; empty: the zoo model of ``task`` (``trmlab zoo list``). A zoo
+    model's dataset is built from its card when missing; its results are written to ``runs/zoo/<name>``.
 
     ``steps``: the step budget N (0: the run's evaluation steps, ``train.eval_supervision`` or the
     model's N_sup); ``extra_steps`` > 0 also evaluates at N + extra_steps; ``halting``: ``both`` |
@@ -224,12 +229,18 @@ def evaluate_for_notebook(run: str | os.PathLike = "runs/demo-sudoku4", checkpoi
         raise ValueError(f"halting must be one of {', '.join(MODES)}, got {halting!r}")
     if steps < 0 or extra_steps < 0 or max_puzzles < 0:
         raise ValueError(f"steps, extra_steps and max_puzzles must be >= 0, got {steps}, {extra_steps}, {max_puzzles}")
-    run_dir = resolve(run, root)
-    if not (run_dir / "checkpoints").is_dir():
-        raise ValueError(f"run: {run_dir} is not a trained run folder (no checkpoints/); train one with "
-                         f"notebooks/02-train.ipynb or `trmlab demo`")
+    if not run and not task:
+        raise ValueError("give a run (a run folder or a zoo name) or a task whose zoo model to evaluate")
+    run_dir = resolve_run(run, root) if run else zoo_run_for(task)
+    is_zoo = zoo.is_zoo_folder(run_dir)
+    if not is_zoo and not (run_dir / "checkpoints").is_dir():
+        raise ValueError(f"run: {run_dir} is not a trained run folder (no checkpoints/) nor a zoo model; train one "
+                         f"with notebooks/02-train.ipynb or `trmlab demo`, or give a zoo name (`trmlab zoo list`)")
     model, cfg, choice = open_run(run_dir, checkpoint, device=device, dtype=cfg_dtype(device))
-    own = resolve(cfg.data, root) if cfg.data else None
+    if is_zoo:
+        own = run_dataset(run_dir, cfg, root)
+    else:
+        own = resolve(cfg.data, root) if cfg.data else None
     data_dir = resolve(data, root) if data else own
     if data_dir is None:
         raise ValueError(f"{run_dir / 'config.json'}: the run names no dataset (data); set the data parameter")
@@ -258,7 +269,7 @@ def evaluate_for_notebook(run: str | os.PathLike = "runs/demo-sudoku4", checkpoi
                                halting=mode, records=True)
             records = metrics.pop("records")
             metrics.update(choice.as_dict())
-            saved = None if why else save_evaluation(run_dir, metrics, checkpoint, n, mode)
+            saved = None if why else save_evaluation(outputs_dir(run_dir, root), metrics, checkpoint, n, mode)
             results.append(Result(mode, n, metrics, records, saved))
     return RunEvaluation(run=run_dir, data=data_dir, task=task, checkpoint=choice.as_dict(),
                          train_steps=cfg.model.n_supervision, eval_steps=N, results=results, not_saved=why)

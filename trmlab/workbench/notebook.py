@@ -48,3 +48,36 @@ def display_path(path: str | os.PathLike, root: Optional[str | os.PathLike] = No
         return str(Path(path).resolve().relative_to(Path(root) if root is not None else project_root()))
     except ValueError:
         return str(path)
+
+
+def resolve_run(run: str | os.PathLike, root: Optional[str | os.PathLike] = None) -> Path:
+    """A run reference as a folder: a path (relative ones from the project root) when it exists, else
+    the folder of the zoo model it names (``sudoku9`` or ``zoo:sudoku9``; :mod:`trmlab.train.zoo`),
+    else the path as given (the caller reports it missing)."""
+    from ..train import zoo
+
+    s = os.fspath(run)
+    if not s.startswith(zoo.PREFIX):
+        p = resolve(s, root)
+        if p.exists():
+            return p
+    found = zoo.lookup(s)
+    return found if found is not None else resolve(s, root)
+
+
+def outputs_dir(run_dir: str | os.PathLike, root: Optional[str | os.PathLike] = None) -> Path:
+    """Where notebooks write what they make from a run (evaluations, recursion files): the run folder
+    itself, or ``runs/zoo/<name>`` for a zoo model (the shipped zoo is never written to)."""
+    from ..train import zoo
+
+    p = Path(run_dir)
+    if zoo.is_zoo_folder(p):
+        return resolve(Path("runs") / "zoo" / p.name, root)
+    return p
+
+
+def zoo_run_for(task: str) -> Path:
+    """The zoo model of ``task`` (``sudoku9``...): what a notebook opens when no run is given."""
+    from ..train import zoo
+
+    return zoo.folder(zoo.for_task(task))

@@ -1,21 +1,22 @@
 """What the recursion notebook (04-recursion) does before drawing: a model, a puzzle, a trace, files.
 
->>> rec = prepare(run="runs/demo-sudoku4")   # the run's own test split, example 0
+>>> rec = prepare(task="sudoku9", pick="solved")  # the 9x9 zoo model on a held-out puzzle it solves
+>>> rec = prepare(run="runs/demo-sudoku4")   # a run's own test split, example 0
 >>> print(rec.describe())                    # model, puzzle (no solution), what was traced
 >>> rec.save()                               # runs/demo-sudoku4/recursion/{trace.npz, ...}
 
-The model comes from a trained run folder (``run``; the model that ``trmlab eval`` scores, loaded with
-``trmlab.train.inference.load_run``) or, with no run, is a tiny untrained TRM (or one trained for
-``train_seconds`` on generated 4x4 Sudoku). The puzzle comes from, in this order: ``puzzle_text``
+The model comes from a trained run folder or a zoo model (``run``: a folder, or a zoo name such as
+``sudoku9``; the model that ``trmlab eval`` scores, loaded with ``trmlab.train.inference.load_run``),
+or with no run from the zoo model of ``task``, or with neither is a tiny untrained TRM (or one trained
+for ``train_seconds`` on generated 4x4 Sudoku). A zoo model's dataset is built from its card when
+missing, and its files go to ``runs/zoo/<name>/`` (the shipped zoo is never written to). The puzzle comes from, in this order: ``puzzle_text``
 (typed), ``data`` (a built dataset), the run's own dataset (``data`` in its ``config.json``), or a
 generated 4x4 Sudoku. Dataset puzzles are example ``index`` of ``split`` (default ``test``), or the
 one where the recursion works hardest (``pick``: see :func:`trmlab.viz.pickers.rank_puzzles`).
 
 A run is traced for as many supervision steps as it is evaluated (``train.eval_supervision`` of its
 config, else the model's N_sup), so the animation reaches the step at which ``trmlab eval`` reports
-its accuracy. When the default run (:data:`DEFAULT_RUN`, the demo's) does not exist yet, the notebook
-says so and shows a tiny untrained model on a generated puzzle instead; any other missing run is an
-error.
+its accuracy. A missing run folder is an error.
 """
 from __future__ import annotations
 
@@ -33,14 +34,13 @@ from trmlab.trace.tasks import TaskSpec, dataset_task, infer_task, sudoku_spec
 from trmlab.viz.animation import export_html, png_strip
 from trmlab.viz.pickers import Picked, from_dataset, make_batch, parse_puzzle, pick_interesting, puzzle_summary
 
-from .notebook import project_root, resolve
+from .datasets import run_dataset
+from .notebook import outputs_dir, project_root, resolve, resolve_run, zoo_run_for
 
-#: the run the notebooks open by default: the one ``trmlab demo`` (scripts/demo.sh) trains
-DEFAULT_RUN = "runs/demo-sudoku4"
 #: the recursion files written into a run folder (``RUN/recursion/...``), for reports and the README
 RECURSION_DIR = "recursion"
 TRACE_STEM, ANIMATION_FILE, STRIP_FILE = "trace", "animation.html", "strip.png"
-PICK_RULES = ("index", "changed", "hardest", "gain")
+PICK_RULES = ("index", "solved", "changed", "hardest", "gain")
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Recursion:
     data: Optional[Path]  # the dataset the puzzle comes from; None for a typed or generated puzzle
     source: str  # the model, in words
     note: str = ""  # said first: e.g. the default run does not exist yet
+    root: Optional[Path] = None  # the project root (where a zoo model's files go: runs/zoo/<name>)
 
     @property
     def n_supervision(self) -> int:
@@ -74,11 +75,12 @@ class Recursion:
         return "\n".join(lines)
 
     def output_dir(self, out_dir: Optional[str | os.PathLike] = None) -> Optional[Path]:
-        """Where :meth:`save` writes: ``out_dir`` when given, else ``RUN/recursion`` for a run, else None."""
+        """Where :meth:`save` writes: ``out_dir`` when given, else ``RUN/recursion`` for a run
+        (``runs/zoo/<name>/recursion`` for a zoo model), else None."""
         if out_dir:
             return Path(out_dir)
         if self.run is not None:
-            return self.run / RECURSION_DIR
+            return outputs_dir(self.run, self.root) / RECURSION_DIR
         return None
 
     def save(self, out_dir: Optional[str | os.PathLike] = None, max_frames: int = 200) -> dict:
@@ -105,23 +107,6 @@ class Recursion:
 def eval_steps(cfg: RunConfig) -> int:
     """The supervision steps a run is evaluated with: ``train.eval_supervision``, else its N_sup."""
     return int(cfg.train.eval_supervision or cfg.model.n_supervision)
-
-
-def run_dataset(run: str | os.PathLike, cfg: RunConfig, root: Optional[str | os.PathLike] = None) -> Path:
-    """The run's own dataset folder (``data`` in its config.json): absolute as written, or relative to
-    the project root (where ``trmlab train`` runs), or to the current folder."""
-    if not cfg.data:
-        raise ValueError(f"{Path(run) / 'config.json'}: 'data' is empty; set the notebook's `data` to a built dataset")
-    written = Path(os.path.expanduser(cfg.data))
-    candidates = [written] if written.is_absolute() else [resolve(written, root or project_root()),
-                                                           Path.cwd() / written]
-    for c in candidates:
-        if (c / "test").is_dir() or (c / "train").is_dir():
-            return c
-    tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
-    raise FileNotFoundError(
-        f"{run}: the run's dataset (data={cfg.data!r} in its config.json) is not there (looked in {tried}). "
-        f"Build it again (trmlab data ...) or set the notebook's `data` to where it is now")
 
 
 def check_fits(model, task: TaskSpec, where: str) -> None:
@@ -174,41 +159,45 @@ def _as_path(p) -> Optional[Path]:
     return Path(p) if p not in (None, "") else None
 
 
-def prepare(run: Optional[str | os.PathLike] = DEFAULT_RUN, data: Optional[str | os.PathLike] = None,
+def prepare(run: Optional[str | os.PathLike] = None, data: Optional[str | os.PathLike] = None,
             split: str = "test", pick: str = "index", index: int = 0, puzzle_text: str = "",
             n_supervision: int = 0, train_seconds: float = 0.0, seed: int = 0, candidates: int = 64,
-            events=EVENTS, root: Optional[str | os.PathLike] = None) -> Recursion:
+            events=EVENTS, root: Optional[str | os.PathLike] = None, task: str = "") -> Recursion:
     """A model, a puzzle and its trace for the recursion notebook (see the module docstring).
 
-    ``run``/``data``: folders (relative ones are taken from the project root ``root``); ``run=None``
-    or "" for a tiny model. ``n_supervision``: steps to trace; 0 = the run's evaluation steps (a tiny
-    model: its N_sup). ``events``: which records to keep (trmlab.trace.EVENTS)."""
+    ``run``: a run folder (relative ones are taken from the project root ``root``) or a zoo name;
+    empty: the zoo model of ``task`` (``sudoku9``, ``maze10``... see ``trmlab zoo list``); both empty:
+    a tiny model (untrained, or trained ``train_seconds``). ``pick``: ``index`` (example ``index``),
+    ``solved`` (a puzzle the model solves, the one whose answer changes most), or ``changed`` /
+    ``hardest`` / ``gain`` (:func:`trmlab.viz.pickers.rank_puzzles`) among ``candidates`` random test
+    puzzles. ``n_supervision``: steps to trace; 0 = the run's evaluation steps (a tiny model: its
+    N_sup). ``events``: which records to keep (trmlab.trace.EVENTS)."""
     from trmlab.trace.tiny import tiny_model
 
     if pick not in PICK_RULES:
         raise ValueError(f"pick must be one of {', '.join(PICK_RULES)}, got {pick!r}")
     root = Path(root) if root is not None else project_root()
-    run_path = _as_path(run)
-    run_path = resolve(run_path, root) if run_path is not None else None
+    run_path = None
+    if run not in (None, ""):
+        run_path = resolve_run(run, root)
+        if not run_path.exists():
+            raise FileNotFoundError(f"run folder {run_path} does not exist (the `run` parameter), and {str(run)!r} "
+                                    f"is no zoo model (`trmlab zoo list`); train one with `trmlab train` or the "
+                                    f"02-train notebook")
+    elif task and not train_seconds:
+        run_path = zoo_run_for(task)
     data_path = _as_path(data)
     data_path = resolve(data_path, root) if data_path is not None else None
     note = ""
     model = cfg = None
     source = ""
-    if run_path is not None and not run_path.exists():
-        if run_path == resolve(DEFAULT_RUN, root):
-            note = (f"{DEFAULT_RUN} (the demo's run) does not exist yet: run `bash scripts/demo.sh` (or "
-                    f"`trmlab demo`) to train it, or set `run` to a trained run folder. Shown instead: a tiny "
-                    f"UNTRAINED model on a generated puzzle; its answers are noise.")
-            run_path = None
-        else:
-            raise FileNotFoundError(f"run folder {run_path} does not exist (the `run` parameter); "
-                                    f"train one with `trmlab train` or the 02-train notebook")
     if run_path is not None:
-        from trmlab.train.inference import load_run
+        from trmlab.train.inference import open_run
 
-        model, cfg = load_run(run_path)
-        source = f"the run {run_path} ({cfg.preset or cfg.name}, {_n_params(model):,} parameters)"
+        model, cfg, choice = open_run(run_path)
+        kind = "the zoo model" if choice.file.suffix == ".safetensors" else "the run"
+        source = (f"{kind} {run_path.name if kind == 'the zoo model' else run_path} ({cfg.preset or cfg.name}, "
+                  f"{_n_params(model):,} parameters, step {choice.step})")
         if data_path is None and not puzzle_text:
             data_path = run_dataset(run_path, cfg, root)
     elif train_seconds and train_seconds > 0:
@@ -257,7 +246,7 @@ def prepare(run: Optional[str | os.PathLike] = DEFAULT_RUN, data: Optional[str |
             "run": str(run_path) if run_path is not None else None,
             "data": str(data_path) if data_path is not None else None}
     tr = picked.trace(model, n_supervision=N, events=events, meta=meta)
-    return Recursion(model, picked, tr, run_path, cfg, data_path, source, note)
+    return Recursion(model, picked, tr, run_path, cfg, data_path, source, note, root)
 
 
 def _n_params(model) -> int:

@@ -5,7 +5,9 @@
 
 * ``notebook``: a path, or a name in ``notebooks/`` (``02-train``, ``02-train.ipynb``, or a unique
   prefix such as ``02``);
-* ``out``: the run folder. When the notebook has a ``run`` parameter it is set to ``out``; the
+* ``out``: the run folder. When the notebook has a ``run`` parameter and none is given, it is set to
+  ``out`` -- unless ``out`` holds no run yet and the notebook's own default ``run`` is empty (03 and 04:
+  they then open the zoo model of their ``task``, and ``out`` just keeps the executed copy); the
   executed notebook is written to ``<out>/<notebook stem>.ipynb``. Without ``out`` the folder is the
   ``run`` parameter given, else the notebook's default ``run``, else ``runs/<stem>-<time>``;
 * ``params``: notebook parameters. A key that is not a parameter of the notebook but is a training
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from .notebook import display_path as _display_path, project_root, resolve
+from .results import is_run_folder
 
 KERNEL = "trmlab"
 
@@ -195,8 +198,11 @@ def run_notebook(notebook: str | os.PathLike, params: Optional[Mapping[str, Any]
     path = find_notebook(notebook)
     params = split_parameters(path, dict(params or {}))
     folder = output_folder(path, params, out)
-    if "run" in notebook_parameters(path):
-        params["run"] = _display_path(folder)
+    known = notebook_parameters(path)
+    if "run" in known and "run" not in params:
+        default = _default_literal(known["run"]["default"], "run", path) if known["run"].get("default") else ""
+        if default or is_run_folder(folder):
+            params["run"] = _display_path(folder)
     check_kernel(kernel)
     folder.mkdir(parents=True, exist_ok=True)
     executed = folder / f"{path.stem}.ipynb"

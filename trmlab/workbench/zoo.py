@@ -22,23 +22,21 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 
-from ..config import load_config
 from ..data.format import dataset_hash, open_split
 from ..eval.evaluate import evaluate
-from ..io import atomic_write, write_json_atomic
+from ..io import atomic_write, current_umask, write_json_atomic
 from ..machine import cpu_info
 from ..train import zoo
 from ..train.inference import open_run, save_evaluation, test_loader
 from .datasets import RECIPES as DATA_RECIPES
 from .datasets import ensure_dataset, recipe_command
-from .notebook import display_path, project_root, resolve
+from .notebook import display_path, resolve
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,10 +67,10 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("sudoku4", "sudoku4", "TRM-Att (hidden 128, T=2, n=2) on generated 4x4 Sudoku: the demo's model",
-           data="sudoku4", preset="cpu_sudoku4", overrides={}, steps=1600, eval_every=200, threads=2,
+           data="sudoku4", preset="cpu_sudoku4", overrides={}, steps=1600, eval_every=200, threads=1,
            eval_steps=4, by_step=8),
     Recipe("sudoku6", "sudoku6", "TRM-Att (hidden 128, T=2, n=2) on generated 6x6 Sudoku",
-           data="sudoku6", preset="cpu_sudoku6", overrides={}, steps=2000, eval_every=250, threads=2,
+           data="sudoku6", preset="cpu_sudoku6", overrides={}, steps=2000, eval_every=250, threads=1,
            eval_steps=6, by_step=10),
     Recipe("sudoku9", "sudoku9", "TRM-MLP (hidden 128, T=2, n=3) on generated easy 9x9 Sudoku with 40 givens",
            data="sudoku9-easy40", preset="cpu_sudoku9",
@@ -80,6 +78,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                       "lr": 1e-3, "puzzle_emb_lr": 1e-3, "lr_warmup_steps": 100, "n_supervision": 4,
                       "eval_supervision": 8, "eval_batch_size": 250, "dtype": "float32"},
            minutes=105, eval_every=600, threads=1, eval_steps=8, by_step=12),
+    Recipe("sudoku9-g30", "sudoku9", "TRM-MLP (hidden 128, T=2, n=3) on generated easy 9x9 Sudoku with 30 givens",
+           data="sudoku9-easy30", preset="cpu_sudoku9",
+           overrides={"hidden_size": 128, "mlp_t": True, "pos_encodings": "none", "global_batch_size": 64,
+                      "lr": 1e-3, "puzzle_emb_lr": 1e-3, "lr_warmup_steps": 100, "n_supervision": 4,
+                      "eval_supervision": 8, "eval_batch_size": 250, "dtype": "float32"},
+           minutes=62, eval_every=600, threads=1, eval_steps=8, by_step=12),
     Recipe("maze10", "maze10", "TRM-Att (hidden 128, T=2, n=3) on generated 10x10 mazes, shortest paths > 14 moves",
            data="maze10", preset="cpu_maze8",
            overrides={"n_latent_steps": 3, "global_batch_size": 64, "lr": 1e-3, "puzzle_emb_lr": 1e-3,
@@ -115,11 +119,12 @@ def train_command(recipe: Recipe, run: str) -> str:
             f"--out {run} {' '.join(ov + budget)}").replace("  ", " ")
 
 
-def ensure_zoo_data(recipe: Recipe, card: Optional[dict] = None, progress: bool = True,
-                    echo: Callable = print) -> tuple[Path, str]:
-    """Build (if missing) the recipe's dataset and return it with its hash; with a ``card``, the hash
-    must be the card's (the same data the shipped model trained on), else :class:`~trmlab.train.zoo.ZooError`."""
-    folder = ensure_dataset(data_folder(recipe), progress=progress, echo=echo)
+def ensure_zoo_data(recipe: Recipe, card: Optional[dict] = None, progress: bool = True, echo: Callable = print,
+                    root: Optional[str | os.PathLike] = None) -> tuple[Path, str]:
+    """Build (if missing) the recipe's dataset under the project ``root`` and return it with its hash;
+    with a ``card``, the hash must be the card's (the same data the shipped model trained on), else
+    :class:`~trmlab.train.zoo.ZooError`."""
+    folder = ensure_dataset(resolve(data_folder(recipe), root), progress=progress, echo=echo)
     h = dataset_hash(folder)
     if card is not None and card["data"]["hash"] != h:
         raise zoo.ZooError(
@@ -129,7 +134,8 @@ def ensure_zoo_data(recipe: Recipe, card: Optional[dict] = None, progress: bool 
     return folder, h
 
 
-def train_zoo_model(name: str, run: str = "", steps: int = 0, progress: bool = True, echo: Callable = print):
+def train_zoo_model(name: str, run: str = "", steps: int = 0, progress: bool = True, echo: Callable = print,
+                    root: Optional[str | os.PathLike] = None):
     """``trmlab zoo train NAME``: build the data (checking its hash against the card), then train by the
     recipe into ``run`` (default ``runs/zoo-<name>``), resuming a run already there. ``steps`` > 0 stops
     early (a quick check); otherwise the card's steps, or the recipe's budget for a new model."""
@@ -137,11 +143,11 @@ def train_zoo_model(name: str, run: str = "", steps: int = 0, progress: bool = T
 
     recipe = recipe_of(name)
     card = zoo.read_card(zoo.folder(name)) if name in zoo.names() else None
-    run = run or f"runs/zoo-{name}"
-    folder, h = ensure_zoo_data(recipe, card, progress, echo)
-    echo(f"data {display_path(folder)}: hash {h}" + (" (the card's)" if card else ""))
+    run = resolve(run or f"runs/zoo-{name}", root)
+    folder, h = ensure_zoo_data(recipe, card, progress, echo, root=root)
+    echo(f"data {display_path(folder, root)}: hash {h}" + (" (the card's)" if card else ""))
     n_steps = steps or recipe.steps
-    return train_run(recipe.preset, run, overrides=recipe.overrides, data=data_folder(recipe), steps=n_steps,
+    return train_run(recipe.preset, run, overrides=recipe.overrides, data=str(folder), steps=n_steps,
                      minutes=0.0 if n_steps else recipe.minutes, eval_every=recipe.eval_every,
                      threads=recipe.threads, wandb_mode="disabled", if_exists="resume", progress=progress, echo=echo)
 
@@ -179,18 +185,24 @@ def _save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
 
 
 def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, wall_minutes: Optional[float] = None,
-           zoo_root: Optional[str | os.PathLike] = None, progress: bool = True, echo: Callable = print) -> Path:
+           zoo_root: Optional[str | os.PathLike] = None, root: Optional[str | os.PathLike] = None,
+           notes: str = "", progress: bool = True, echo: Callable = print) -> Path:
     """Evaluate the last checkpoint of ``run`` and write it as zoo model ``name`` (``zoo/<name>/``):
     weights, card (JSON and Markdown), config, curves, evaluations and the check set. The folder is
-    written beside the zoo and renamed into place, so a failed export leaves the old model intact."""
+    written beside the zoo and renamed into place, so a failed export leaves the old model intact.
+    ``root``: the project root the run and the recipe's data folder are taken from; ``notes``: what the
+    card should also say about the training (e.g. what else ran on the machine meanwhile)."""
     recipe = recipe or recipe_of(name)
-    run = resolve(run)
+    if recipe.name != name:
+        raise zoo.ZooError(f"recipe {recipe.name!r} exported under another name {name!r}")
+    run = resolve(run, root)
     model, cfg, choice = open_run(run, "last")
-    data = resolve(data_folder(recipe))
+    data = resolve(data_folder(recipe), root)
     h = dataset_hash(data)
     root = Path(zoo_root) if zoo_root else zoo.zoo_dir()
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0o700 would hide the model from other users
     try:
         N = recipe.eval_steps
         loader = test_loader(cfg, data)
@@ -215,7 +227,8 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
         if (run / "metrics.jsonl").is_file():
             shutil.copyfile(run / "metrics.jsonl", tmp / "metrics.jsonl")
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        minutes = wall_minutes if wall_minutes is not None else _train_minutes(run / "metrics.jsonl")
+        minutes = (wall_minutes if wall_minutes is not None
+                   else _train_minutes(run / "metrics.jsonl", int(choice.step or 0)))
         card = {
             "format": zoo.CARD_FORMAT, "name": name, "task": recipe.task, "title": recipe.title,
             "parameters": int(n_params), "config": cfg_dict,
@@ -228,7 +241,7 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
                                                      f"runs/zoo-{name}"),
                          "preset": recipe.preset, "overrides": recipe.overrides, "steps": int(choice.step or 0),
                          "wall_minutes": round(minutes, 2), "threads": recipe.threads, "machine": cpu_info(),
-                         "torch": torch.__version__, "date": datetime.date.today().isoformat()},
+                         "torch": torch.__version__, "date": datetime.date.today().isoformat(), "notes": notes},
             "recipe": dataclasses.replace(recipe, steps=int(choice.step or 0)).as_dict(),
             "weights": {"file": zoo.WEIGHTS, "sha256": _sha256(tmp / zoo.WEIGHTS), "checkpoint": "last",
                         "step": int(choice.step or 0), "ema": cfg.train.ema, "dtype": "float32",
@@ -273,12 +286,14 @@ def _build_summary(data: Path) -> dict:
     return {k: info[k] for k in ("source", "counts") if k in info}
 
 
-def _train_minutes(metrics: Path) -> float:
-    """Training wall time from metrics.jsonl: the sum of the gaps between consecutive training records
-    (pauses between a stop and a resume longer than 10 minutes are left out)."""
+def _train_minutes(metrics: Path, upto_step: int = 0) -> float:
+    """Training wall time from metrics.jsonl up to the record of step ``upto_step`` (0: all): the sum of
+    the gaps between consecutive records (pauses between a stop and a resume longer than 10 minutes are
+    left out), evaluations included."""
     if not metrics.is_file():
         return 0.0
-    times = [json.loads(line)["time"] for line in metrics.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    times = [r["time"] for r in records if not upto_step or r.get("step", 0) <= upto_step]
     gaps = [b - a for a, b in zip(times, times[1:]) if 0 <= b - a < 600]
     return sum(gaps) / 60.0
 
@@ -296,7 +311,7 @@ def card_markdown(card: dict) -> str:
         f"{e['learned']['exact_accuracy']:.1%} at {e['learned']['mean_steps']:.2f} steps on average",
         f"- trained {t['steps']} steps in {t['wall_minutes']:.1f} min with {t['threads']} thread(s) on "
         f"{t['machine']['model']} ({t['machine']['cores']} cores; {', '.join(t['machine']['flags'])}), "
-        f"torch {t['torch']}, {t['date']}",
+        f"torch {t['torch']}, {t['date']}" + (f". {t['notes']}" if t.get("notes") else ""),
         "", "## Reproduce", "", "```bash", d["command"], t["command"] + f"    # = {t['equivalent']}", "```", "",
         f"The dataset is `{d['path']}` (seed {d['seed']}), SHA-256 `{d['hash']}` over its files; "
         f"`trmlab zoo train {card['name']}` rebuilds it, checks that hash, then trains.", "",

@@ -1,0 +1,77 @@
+"""The trained models shipped in zoo/: each loads without pickle, its card is complete and agrees with
+its files, and it scores on its fixed held-out check set what its card says, within the card's interval.
+A slow test rebuilds each card's dataset from the card's command and checks the hash."""
+import hashlib
+import json
+
+import pytest
+import torch
+
+from trmlab.train import zoo
+from trmlab.workbench import zoo as wzoo
+
+SHIPPED = ["maze10", "sudoku4", "sudoku6", "sudoku9"]
+
+
+@pytest.fixture(autouse=True)
+def _the_repository_zoo(monkeypatch):
+    monkeypatch.delenv(zoo.ZOO_ENV, raising=False)
+
+
+def test_the_zoo_ships_the_promised_models_within_30_mb():
+    assert zoo.names() == SHIPPED
+    total = sum(f.stat().st_size for f in zoo.zoo_dir().rglob("*") if f.is_file())
+    assert total <= 30 * 2 ** 20, f"zoo/ holds {total / 2 ** 20:.1f} MB (at most 30)"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_agrees_with_the_files(name):
+    folder = zoo.folder(name)
+    card = zoo.read_card(folder)  # every key checked, config validated
+    assert card["task"] == name and wzoo.recipe_of(name).task == name
+    w = folder / zoo.WEIGHTS
+    assert hashlib.sha256(w.read_bytes()).hexdigest() == card["weights"]["sha256"]
+    assert json.loads((folder / "config.json").read_text()) == card["config"]
+    assert (folder / "metrics.jsonl").is_file() and (folder / "card.md").is_file()
+    assert card["training"]["steps"] == card["weights"]["step"] == card["recipe"]["steps"] > 0
+    for row in card["evaluation"]["by_step"]:
+        lo, hi = row["interval"]
+        assert 0 <= lo <= row["exact_accuracy"] <= hi <= 1
+    with open(w, "rb") as f:  # safetensors: an 8-byte header length, then a JSON header; no pickle
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    assert all(v["dtype"] == "F32" for k, v in header.items() if k != "__metadata__")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_loads_and_scores_its_check_set_within_the_card_interval(name):
+    from trmlab.train.inference import load_run
+
+    model, cfg = load_run(name)  # safetensors: plain tensors, nothing executed on load
+    card = zoo.read_card(zoo.folder(name))
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == card["parameters"]
+    check = zoo.load_check_set(zoo.folder(name))
+    got = wzoo.check_accuracy(model, check, card["check"]["n_supervision"])
+    lo, hi = card["check"]["interval"]
+    assert got["puzzles"] == card["check"]["puzzles"]
+    assert lo <= got["exact_accuracy"] <= hi, (name, got, card["check"])
+
+
+def test_the_9x9_model_reaches_the_issue_s_target_honestly():
+    """Reported whatever it reached; this records that the shipped 9x9 model is at least 50% on held-out
+    puzzles of the rating it trained on (the zoo issue's target), and the maze model at least 80%."""
+    s9 = zoo.read_card(zoo.folder("sudoku9"))["evaluation"]["headline"]["exact_accuracy"]
+    m10 = zoo.read_card(zoo.folder("maze10"))["evaluation"]["headline"]["exact_accuracy"]
+    assert s9 >= 0.5 and m10 >= 0.8, (s9, m10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_data_command_rebuilds_the_same_dataset(name, tmp_path):
+    """`trmlab zoo train NAME` in a fresh project starts from the card's data (same hash), and trains."""
+    res = wzoo.train_zoo_model(name, steps=1, root=tmp_path, progress=False, echo=lambda *a: None)
+    card = zoo.read_card(zoo.folder(name))
+    from trmlab.data.format import dataset_hash
+
+    assert dataset_hash(tmp_path / card["data"]["path"]) == card["data"]["hash"]
+    assert res.steps == 1 and torch.isfinite(torch.tensor(res.metrics.get("all/exact_accuracy", 0.0)))
