@@ -40,7 +40,7 @@ def test_model_accepts_reference_aliases_and_rejects_typos():
 
 
 def test_every_subcommand_has_help():
-    for cmd in ("presets", "model", "train", "eval", "solve", "data"):
+    for cmd in ("presets", "model", "train", "eval", "solve", "data", "bench"):
         assert run(cmd, "--help").returncode == 0
 
 

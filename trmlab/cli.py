@@ -402,6 +402,16 @@ def _demo(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from .workbench.bench import Settings, format_table, run_bench, write_results
+
+    settings = Settings.for_run(args.quick, threads=args.threads, peer=not args.no_peer)
+    result = run_bench(args.quick, args.only or None, settings, device=args.device)
+    print(format_table(result))
+    print(f"wrote {write_results(result, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trmlab", description="Tiny Recursion Model workbench")
     sub = p.add_subparsers(dest="command", required=True)
@@ -530,6 +540,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Weights & Biases for the training run (default disabled; metrics.jsonl always)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_demo)
+
+    s = sub.add_parser("bench", help="training and inference speed against this machine's matmul limit and a peer",
+                       description="Times trmlab's training step and inference (fp32 and bf16, eager and "
+                                   "torch.compile) for the CPU presets and the reference shapes, measures this "
+                                   "machine's matmul speed at the model's own products, and times the peer "
+                                   "(tiny-recursive-model, `pip install trmlab[bench]`) at a matched "
+                                   "configuration. Prints a table and writes bench/results/<machine>.json.")
+    s.add_argument("--quick", action="store_true", help="a short run (about a minute): fewer cases and repeats, "
+                                                        "eager only, the peer in fp32 only")
+    s.add_argument("--out", default=None, help="JSON file to write (default bench/results/<machine kind>.json)")
+    s.add_argument("--only", nargs="+", metavar="CASE", help="run only these cases (cpu_sudoku4 cpu_mlp_sudoku4 "
+                                                             "cpu_sudoku9 att_sudoku mlp_sudoku att_maze)")
+    s.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, every core)")
+    s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    s.add_argument("--no-peer", action="store_true", help="do not time the peer")
+    s.set_defaults(func=_bench)
     return p
 
 

@@ -131,6 +131,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto (bf16 where supported) | bfloat16 | float32
     compile: bool = False
+    activation_checkpointing: bool = False  # recompute network calls in the backward: less memory, ~20% more work
     evaluators: tuple = ()  # () or ("arc",)
     # ARC: also pool votes across evaluations (the reference's protocol): reports ARC_pooled/pass@K
     # (all evaluations so far) next to ARC/pass@K (this checkpoint alone)

@@ -36,7 +36,7 @@ class DirectPrediction(TinyRecursiveModel):
         super().__init__(cfg)
 
     def deep_recursion(self, x, y, z, observer: Optional[Observer] = None):
-        y = self.net(y, x, self.rope)
+        y = self.call(self.net, y, x)
         if observer is not None:
             observer("answer", 0, 0, y, z)
         return y, z

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from ..config import ModelConfig
@@ -45,6 +46,8 @@ class TinyRecursiveModel(nn.Module):
             raise ValueError("ModelConfig.vocab_size and seq_len must be set from the dataset before building")
         self.cfg = cfg
         self.forward_dtype = torch.float32
+        self._compiled_step = None  # set by compile_recursion()
+        self.checkpoint_activations = False  # recompute each network call's insides in the backward
         D = cfg.hidden_size
         self.puzzle_positions = cfg.puzzle_positions
         total_len = cfg.seq_len + self.puzzle_positions
@@ -76,10 +79,19 @@ class TinyRecursiveModel(nn.Module):
 
     # -- the two updates --------------------------------------------------------------------------
 
+    def call(self, net: nn.Module, h: torch.Tensor, injection: Optional[torch.Tensor]) -> torch.Tensor:
+        """One call of a network, f(h + injection). With ``checkpoint_activations`` and gradient on, only
+        its inputs are kept for the backward, which runs the call again (activation checkpointing): the
+        memory of the gradient recursion then grows with n+1 states, not with every layer's insides,
+        for one more forward of the last recursion (the same numbers)."""
+        if self.checkpoint_activations and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(net, h, injection, self.rope, use_reentrant=False)
+        return net(h, injection, self.rope)
+
     def update_latent(self, x, y, z, t, i, observer: Optional[Observer]):
         """One latent update: z <- f(z + y + x) (single-z ablation: z <- f(z + x))."""
         injection = x if self.cfg.latent_mode == "single_z" else y + x
-        z = self.net(z, injection, self.rope)
+        z = self.call(self.net, z, injection)
         if observer is not None:
             observer("latent", t, i, y if self.cfg.latent_mode == "yz" else z, z)
         return z
@@ -87,10 +99,10 @@ class TinyRecursiveModel(nn.Module):
     def update_answer(self, y, z, t, observer: Optional[Observer]):
         """The answer update: y <- f(y + z), with no x (single-z ablation: z <- f(z), and y is z)."""
         if self.cfg.latent_mode == "single_z":
-            z = self.answer_net(z, None, self.rope)
+            z = self.call(self.answer_net, z, None)
             y = z
         else:
-            y = self.answer_net(y, z, self.rope)
+            y = self.call(self.answer_net, y, z)
         if observer is not None:
             observer("answer", t, self.cfg.n_latent_steps, y, z)
         return y, z
@@ -146,10 +158,22 @@ class TinyRecursiveModel(nn.Module):
     def forward(self, inputs, puzzle_identifiers, y, z, observer: Optional[Observer] = None):
         """One supervision step from (y, z). Returns (y, z) detached, logits and [B, 2] Q logits."""
         x = self.embed_input(inputs, puzzle_identifiers)
+        if observer is None and self._compiled_step is not None:
+            return self._compiled_step(x, y, z)
+        return self.recursion_step(x, y, z, observer)
+
+    def recursion_step(self, x, y, z, observer: Optional[Observer] = None):
+        """Everything of a supervision step after the embedding: the recursion and both heads. This is
+        what :meth:`compile_recursion` compiles (one graph, no breaks); the embedding stays eager
+        because the puzzle embedding makes a fresh leaf tensor for its sign-SGD every step."""
         y, z = self.deep_recursion(x, y, z, observer)
-        logits = self.decode(y)
-        q = self.q_logits(y)
-        return y.detach(), z.detach(), logits, q
+        return y.detach(), z.detach(), self.decode(y), self.q_logits(y)
+
+    def compile_recursion(self, enable: bool = True, **options) -> None:
+        """``torch.compile`` the recursion and heads (:meth:`recursion_step`) for steps without an observer
+        (training, evaluation, solving); traced runs keep the eager path, which calls the observer.
+        ``options`` go to ``torch.compile`` (e.g. ``fullgraph=True``, ``mode=...``)."""
+        self._compiled_step = torch.compile(self.recursion_step, **options) if enable else None
 
 
 def count_parameters(module: nn.Module) -> int:

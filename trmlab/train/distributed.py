@@ -9,10 +9,15 @@ are broadcast from rank 0 at start, so every rank begins identical.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.distributed as dist
+
+from .. import machine
+from ..config import ModelConfig
 
 
 @dataclass
@@ -41,20 +46,77 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bf16 on CUDA devices that support it, fp32 on CPU.
-
-    On CPUs with native bf16 (AVX512-BF16/AMX) bf16 pays off only for large matmuls (hidden 512: ~1.8x,
-    see docs/performance.md); for the small CPU presets fp32 is faster, so ``auto`` keeps fp32 there and
-    ``dtype=bfloat16`` asks for bf16 explicitly.
+def resolve_dtype(name: str, device: torch.device, model_cfg: Optional[ModelConfig] = None, batch: int = 8,
+                  verbose: bool = True) -> torch.dtype:
+    """``float32`` / ``bfloat16`` as asked; ``auto``: bf16 on CUDA devices that support it, and on CPU
+    :func:`trmlab.machine.choose_cpu_dtype`: fp32 unless the CPU has native bf16 (AVX-512 BF16 or AMX)
+    AND a short measurement of one block of this model (``model_cfg``, at ``batch`` samples, forward
+    and backward) is clearly faster in bf16. Without ``model_cfg`` a native-bf16 CPU keeps fp32 (nothing
+    to measure). With ``verbose`` the CPU choice and its reason are printed (to stderr).
     """
     if name == "float32":
         return torch.float32
     if name == "bfloat16":
         return torch.bfloat16
+    if name != "auto":
+        raise ValueError(f"dtype must be auto, float32 or bfloat16, got {name!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.float32
+    choice, why = cpu_auto_dtype(model_cfg, batch)
+    if verbose:
+        print(f"[trmlab] dtype=auto -> {why}", file=sys.stderr)  # stderr: stdout may be JSON (eval --json)
+    return getattr(torch, choice)
+
+
+_AUTO_CACHE: dict = {}
+
+
+def cpu_auto_dtype(model_cfg: Optional[ModelConfig], batch: int = 8) -> tuple[str, str]:
+    """``dtype=auto``'s choice on this CPU for this model: ``("float32" | "bfloat16", why)``; measured
+    once per process and model shape."""
+    flags = machine.cpu_info()["flags"]
+    if not machine.native_bf16(flags):
+        return machine.choose_cpu_dtype(flags)
+    if model_cfg is None or model_cfg.seq_len < 1:
+        return "float32", "fp32: native bf16, but no model shape to measure bf16 against fp32 at"
+    key = (model_cfg.hidden_size, model_cfg.num_heads, model_cfg.expansion, model_cfg.mlp_t,
+           model_cfg.seq_len + model_cfg.puzzle_positions, batch, torch.get_num_threads())
+    if key not in _AUTO_CACHE:
+        _AUTO_CACHE[key] = machine.choose_cpu_dtype(flags, lambda d: block_seconds(model_cfg, d, batch))
+    return _AUTO_CACHE[key]
+
+
+def block_seconds(model_cfg: ModelConfig, dtype: str, batch: int = 8, seconds: float = 0.15) -> float:
+    """Best time of one block of the model (its width, heads, SwiGLU width, sequence length) forward and
+    backward on ``batch`` random samples in ``dtype`` on the CPU: the short measurement behind
+    ``dtype=auto``. Weights stay fp32 and are cast at every call, as in the model."""
+    import time
+
+    from ..model.layers import Block, RotaryEmbedding
+
+    L = model_cfg.seq_len + model_cfg.puzzle_positions
+    head_dim = model_cfg.hidden_size // model_cfg.num_heads
+    dt = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        block = Block(model_cfg.hidden_size, model_cfg.num_heads, model_cfg.expansion, model_cfg.rms_norm_eps,
+                      model_cfg.mlp_t, L)
+        rope = RotaryEmbedding(head_dim, L, model_cfg.rope_theta) if model_cfg.pos_encodings == "rope" else None
+    x0 = torch.randn(batch, L, model_cfg.hidden_size, generator=gen).to(dt)
+
+    def once() -> float:
+        x = x0.clone().requires_grad_(True)
+        t0 = time.perf_counter()
+        block(x, rope).float().sum().backward()
+        return time.perf_counter() - t0
+
+    once()
+    best, spent, runs = float("inf"), 0.0, 0
+    while runs < 2 or spent < seconds:
+        t = once()
+        best, spent, runs = min(best, t), spent + t, runs + 1
+    return best
 
 
 def setup(device_name: str = "auto") -> DistInfo:

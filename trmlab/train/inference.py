@@ -57,7 +57,7 @@ def open_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True
                 q.copy_(s)
     dev = resolve_device(device)
     model.to(dev)
-    model.set_forward_dtype(resolve_dtype(dtype, dev))
+    model.set_forward_dtype(resolve_dtype(dtype, dev, cfg.model))
     model.eval()
     return model, cfg, choice
 

@@ -94,8 +94,10 @@ class Trainer:
 
         torch.manual_seed(t.seed + self.dist.rank)
         self.model = build_model(cfg.model).to(self.device)
-        self.dtype = D.resolve_dtype(t.dtype, self.device)
+        self.dtype = D.resolve_dtype(t.dtype, self.device, cfg.model, min(self.local_batch, 64),
+                                       verbose=self.dist.is_main)
         self.model.set_forward_dtype(self.dtype)
+        self.model.core.checkpoint_activations = t.activation_checkpointing
         D.broadcast_module(self.model, self.dist)
         self.model.train()
         self.n_params = count_parameters(self.model)
@@ -122,9 +124,9 @@ class Trainer:
         self._arc = None
         self._forward = self.model
         self._compiled = False
-        if t.compile:
+        if t.compile:  # the recursion and heads as one graph (TinyRecursiveModel.compile_recursion)
             try:
-                self._forward = torch.compile(self.model)
+                self.model.core.compile_recursion()
                 self._compiled = True
             except Exception as e:  # pragma: no cover - depends on the platform
                 print(f"[trmlab] torch.compile unavailable ({e}); training eagerly")
@@ -158,7 +160,8 @@ class Trainer:
             if not self._compiled:
                 raise
             print(f"[trmlab] torch.compile failed ({type(e).__name__}: {e}); falling back to eager mode")
-            self._forward, self._compiled = self.model, False
+            self.model.core.compile_recursion(False)
+            self._compiled = False
             carry, out = self._forward(self.carry, batch)
         self.carry = carry
         loss, sums = act_loss(out, carry.current_data["labels"], carry.steps, carry.halted,
