@@ -94,8 +94,12 @@ class Trainer:
 
         torch.manual_seed(t.seed + self.dist.rank)
         self.model = build_model(cfg.model).to(self.device)
-        self.dtype = D.resolve_dtype(t.dtype, self.device, cfg.model, min(self.local_batch, 64),
-                                       verbose=self.dist.is_main)
+        # dtype=auto may measure (machine.choose_cpu_dtype): a resumed run keeps the dtype its checkpoint
+        # was trained in, and under torchrun every rank takes rank 0's choice, so the numbers stay exact
+        saved = ckpt.load(ckpt.latest_checkpoint(self.out_dir)).get("dtype") if resume else None
+        self.dtype = D.resolve_dtype(saved or t.dtype, self.device, cfg.model, min(self.local_batch, 64),
+                                     verbose=self.dist.is_main)
+        self.dtype = getattr(torch, D.all_gather_objects(str(self.dtype).replace("torch.", ""), self.dist)[0])
         self.model.set_forward_dtype(self.dtype)
         self.model.core.checkpoint_activations = t.activation_checkpointing
         D.broadcast_module(self.model, self.dist)
@@ -244,6 +248,7 @@ class Trainer:
         ranks = D.all_gather_objects(rank_state, self.dist)
         return {
             "format": "trmlab-checkpoint-1",
+            "dtype": str(self.dtype).replace("torch.", ""),  # what dtype=auto chose: kept on resume
             "config": self.cfg.to_dict(),
             "step": self.step,
             "model": self.model.state_dict(),
