@@ -78,11 +78,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                       "lr": 1e-3, "puzzle_emb_lr": 1e-3, "lr_warmup_steps": 100, "n_supervision": 4,
                       "eval_supervision": 8, "eval_batch_size": 250, "dtype": "float32"},
            minutes=105, eval_every=600, threads=1, eval_steps=8, by_step=12),
-    Recipe("maze10", "maze10", "TRM-Att (hidden 128, T=2, n=3) on generated 10x10 mazes, shortest paths > 14 moves",
+    Recipe("maze10", "maze10", "TRM-MLP (hidden 128, T=2, n=3) on generated 10x10 mazes, shortest paths > 14 moves",
            data="maze10", preset="cpu_maze8",
-           overrides={"n_latent_steps": 3, "global_batch_size": 64, "lr": 2e-3, "puzzle_emb_lr": 2e-3,
+           overrides={"n_latent_steps": 3, "global_batch_size": 64, "lr": 1e-3, "puzzle_emb_lr": 1e-3,
                       "lr_warmup_steps": 100, "n_supervision": 4, "eval_supervision": 8, "eval_batch_size": 250,
-                      "dtype": "float32"},
+                      "dtype": "float32", "mlp_t": True, "pos_encodings": "none"},
            minutes=58, eval_every=400, threads=1, eval_steps=8, by_step=12),
 )}
 
