@@ -164,7 +164,8 @@ def test_recursion_notebook_runs_on_each_task_without_data(runs, task, tmp_path)
     run = runs[task]
     out = tmp_path / "04-recursion.ipynb"
     papermill.execute_notebook(str(REPO / "notebooks" / "04-recursion.ipynb"), str(out),
-                               parameters={"run": str(run)}, kernel_name="trmlab", cwd=str(REPO / "notebooks"),
+                               parameters={"run": str(run), "pick": "index"}, kernel_name="trmlab",
+                               cwd=str(REPO / "notebooks"),
                                progress_bar=False)
     for name in (f"{TRACE_STEM}.npz", f"{TRACE_STEM}.json", ANIMATION_FILE, STRIP_FILE):
         assert (run / RECURSION_DIR / name).stat().st_size > 0, name
@@ -174,14 +175,14 @@ def test_recursion_notebook_runs_on_each_task_without_data(runs, task, tmp_path)
 
 
 @pytest.mark.slow
-def test_recursion_notebook_default_without_the_demo_run(tmp_path):
-    """From a folder that is not a clone (no runs/demo-sudoku4): the tiny-model fallback, said plainly."""
+def test_recursion_notebook_default_opens_the_9x9_zoo_model(tmp_path):
+    """From a folder that is not a clone (no data, no runs): the 9x9 zoo model, its dataset built from the
+    card, a held-out puzzle it solves, the files in runs/zoo/sudoku9 (never in the zoo)."""
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "nb.ipynb"
     papermill.execute_notebook(str(REPO / "notebooks" / "04-recursion.ipynb"), str(out), kernel_name="trmlab",
                                cwd=str(tmp_path), progress_bar=False)
     text = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"]
                    for o in c.get("outputs", []))
-    assert "NOTE: runs/demo-sudoku4 (the demo's run) does not exist yet" in text
-    assert "nothing written" in text
-    assert not (tmp_path / "runs").exists()
+    assert "model: the zoo model sudoku9" in text and "picked by 'solved'" in text
+    assert (tmp_path / "runs" / "zoo" / "sudoku9" / RECURSION_DIR / STRIP_FILE).stat().st_size > 0

@@ -6,9 +6,9 @@
 * ``notebook``: a path, or a name in ``notebooks/`` (``02-train``, ``02-train.ipynb``, or a unique
   prefix such as ``02``);
 * ``out``: the run folder. When the notebook has a ``run`` parameter and none is given, it is set to
-  ``out`` -- unless ``out`` holds no run yet and the notebook's own default ``run`` is empty (03 and 04:
-  they then open the zoo model of their ``task``, and ``out`` just keeps the executed copy); the
-  executed notebook is written to ``<out>/<notebook stem>.ipynb``. Without ``out`` the folder is the
+  ``out`` -- unless ``out`` holds no run yet and the notebook opens a zoo model by default (a ``task``
+  parameter and an empty default ``run``: 03 and 04), which it then does, ``out`` just keeping the
+  executed copy; the executed notebook is written to ``<out>/<notebook stem>.ipynb``. Without ``out`` the folder is the
   ``run`` parameter given, else the notebook's default ``run``, else ``runs/<stem>-<time>``;
 * ``params``: notebook parameters. A key that is not a parameter of the notebook but is a training
   configuration key (``train.lr``, ``n_latent_steps``, ``arch.L_cycles``...) goes into the notebook's
@@ -201,7 +201,8 @@ def run_notebook(notebook: str | os.PathLike, params: Optional[Mapping[str, Any]
     known = notebook_parameters(path)
     if "run" in known and "run" not in params:
         default = _default_literal(known["run"]["default"], "run", path) if known["run"].get("default") else ""
-        if default or is_run_folder(folder):
+        opens_zoo = not default and "task" in known  # 03/04: run "" = the zoo model of `task`
+        if not opens_zoo or is_run_folder(folder):
             params["run"] = _display_path(folder)
     check_kernel(kernel)
     folder.mkdir(parents=True, exist_ok=True)
