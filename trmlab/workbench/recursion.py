@@ -54,7 +54,6 @@ class Recursion:
     config: Optional[RunConfig]  # the trained model's config (None for an untrained tiny model)
     data: Optional[Path]  # the dataset the puzzle comes from; None for a typed or generated puzzle
     source: str  # the model, in words
-    note: str = ""  # said first: e.g. the default run does not exist yet
     root: Optional[Path] = None  # the project root (where a zoo model's files go: runs/zoo/<name>)
 
     @property
@@ -65,8 +64,7 @@ class Recursion:
         """A few readable lines: the model, the puzzle (task, split, index, givens; never the
         solution) and what was traced."""
         m = self.trace.meta
-        lines = [f"NOTE: {self.note}"] if self.note else []
-        lines.append(f"model: {self.source}")
+        lines = [f"model: {self.source}"]
         lines.append(f"puzzle: {self.picked.description}")
         why = m.get("n_supervision_source", "")
         lines.append(f"trace: {len(self.trace)} records over {m['n_supervision']} supervision steps"
@@ -188,7 +186,6 @@ def prepare(run: Optional[str | os.PathLike] = None, data: Optional[str | os.Pat
         run_path = zoo_run_for(task)
     data_path = _as_path(data)
     data_path = resolve(data_path, root) if data_path is not None else None
-    note = ""
     model = cfg = None
     source = ""
     if run_path is not None:
@@ -246,7 +243,7 @@ def prepare(run: Optional[str | os.PathLike] = None, data: Optional[str | os.Pat
             "run": str(run_path) if run_path is not None else None,
             "data": str(data_path) if data_path is not None else None}
     tr = picked.trace(model, n_supervision=N, events=events, meta=meta)
-    return Recursion(model, picked, tr, run_path, cfg, data_path, source, note, root)
+    return Recursion(model, picked, tr, run_path, cfg, data_path, source, root)
 
 
 def _n_params(model) -> int:
