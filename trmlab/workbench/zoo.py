@@ -83,7 +83,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            overrides={"n_latent_steps": 3, "global_batch_size": 64, "lr": 1e-3, "puzzle_emb_lr": 1e-3,
                       "lr_warmup_steps": 100, "n_supervision": 4, "eval_supervision": 8, "eval_batch_size": 250,
                       "dtype": "float32", "mlp_t": True, "pos_encodings": "none"},
-           minutes=58, eval_every=400, threads=1, eval_steps=8, by_step=12),
+           minutes=58, eval_every=400, threads=2, eval_steps=8, by_step=12),
 )}
 
 
@@ -185,8 +185,9 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
     weights, card (JSON and Markdown), config, curves, evaluations and the check set. The folder is
     written beside the zoo and renamed into place, so a failed export leaves the old model intact.
     ``root``: the project root the run and the recipe's data folder are taken from; ``notes``: what the
-    card should also say about the training (e.g. what else ran on the machine meanwhile)."""
-    recipe = recipe or recipe_of(name)
+    card should also say about the training (e.g. what else ran on the machine meanwhile). ``recipe``:
+    default the one in :data:`RECIPES` (what the run was trained by), else the current card's."""
+    recipe = recipe or RECIPES.get(name) or recipe_of(name)
     if recipe.name != name:
         raise zoo.ZooError(f"recipe {recipe.name!r} exported under another name {name!r}")
     run = resolve(run, root)
