@@ -551,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "eager only, the peer in fp32 only")
     s.add_argument("--out", default=None, help="JSON file to write (default bench/results/<machine kind>.json)")
     s.add_argument("--only", nargs="+", metavar="CASE", help="run only these cases (cpu_sudoku4 cpu_mlp_sudoku4 "
-                                                             "cpu_sudoku9 att_sudoku mlp_sudoku att_maze)")
+                                                             "cpu_sudoku9 att_sudoku mlp_sudoku att_maze att_maze_ckpt)")
     s.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, every core)")
     s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     s.add_argument("--no-peer", action="store_true", help="do not time the peer")

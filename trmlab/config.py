@@ -130,7 +130,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto (bf16 where supported) | bfloat16 | float32
-    compile: bool = False
+    # auto: compile (TinyRecursiveModel.compile_recursion) when the run is long enough to repay the
+    # compile time (train.trainer.compile_choice), else eager | true | false
+    compile: str = "auto"
     activation_checkpointing: bool = False  # recompute network calls in the backward: less memory, ~20% more work
     evaluators: tuple = ()  # () or ("arc",)
     # ARC: also pool votes across evaluations (the reference's protocol): reports ARC_pooled/pass@K
@@ -146,6 +148,7 @@ class TrainConfig:
         _check_choice(self, "loss_type", ("stablemax", "softmax"))
         _check_choice(self, "dtype", ("auto", "bfloat16", "float32"))
         _check_choice(self, "wandb_mode", ("online", "offline", "disabled"))
+        self.compile = _compile_setting(self.compile)
         if isinstance(self.evaluators, (list, str)):
             self.evaluators = tuple([self.evaluators] if isinstance(self.evaluators, str) else self.evaluators)
         for name in ("global_batch_size", "epochs", "eval_interval"):
@@ -259,6 +262,17 @@ def _resolve_key(key: str) -> tuple[str, str, Any]:
         if bare in _section_fields(section):
             return (section, bare, None)
     raise _unknown_key(key)
+
+
+def _compile_setting(value: Any) -> str:
+    """train.compile as one of auto/true/false (configs written before "auto" hold a bool)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    low = str(value).strip().lower()
+    low = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(low, low)
+    if low not in ("auto", "true", "false"):
+        raise ConfigError(f"train.compile expects auto, true or false, got {value!r}")
+    return low
 
 
 def _coerce(section: str, name: str, value: Any) -> Any:

@@ -47,6 +47,27 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN); the message says what and where."""
 
 
+# train.compile=auto: `trmlab bench` on 2 CPU cores (bench/results/) measured compiling the recursion
+# at 19-74 s, repaid after 74-728 training steps (1.1-1.3x faster steps); twice the slowest, rounded up
+COMPILE_AUTO_MIN_STEPS = 2000
+COMPILE_AUTO_MIN_MINUTES = 10.0
+
+
+def compile_choice(setting: str, steps_left: int, max_minutes: float = 0.0) -> tuple[bool, str]:
+    """Whether to compile the recursion, and why. ``setting``: train.compile (auto/true/false);
+    ``steps_left``: the optimiser steps this run (or resumed run) will still take; ``max_minutes``: its
+    wall-clock budget (0 = none). ``auto`` compiles when at least :data:`COMPILE_AUTO_MIN_STEPS` steps
+    are left and any time budget is at least :data:`COMPILE_AUTO_MIN_MINUTES`: shorter runs would spend
+    a good part of their time compiling."""
+    if setting != "auto":
+        return setting == "true", f"train.compile={setting}"
+    if max_minutes and max_minutes < COMPILE_AUTO_MIN_MINUTES:
+        return False, f"eager: a {max_minutes:g}-minute budget is too short to repay compiling (auto)"
+    if steps_left < COMPILE_AUTO_MIN_STEPS:
+        return False, f"eager: {steps_left} steps to go, compiling repays itself from ~{COMPILE_AUTO_MIN_STEPS} (auto)"
+    return True, f"torch.compile of the recursion: {steps_left} steps to go, >= {COMPILE_AUTO_MIN_STEPS} (auto)"
+
+
 def total_steps(epochs: int, total_groups: int, mean_puzzle_examples: float, global_batch_size: int) -> int:
     return int(epochs * total_groups * mean_puzzle_examples / global_batch_size)
 
@@ -128,16 +149,19 @@ class Trainer:
         self._arc = None
         self._forward = self.model
         self._compiled = False
-        if t.compile:  # the recursion and heads as one graph (TinyRecursiveModel.compile_recursion)
+        if resume:
+            self._restore(ckpt.latest_checkpoint(self.out_dir))
+        last_step = self.total_steps if not t.max_steps else min(self.total_steps, t.max_steps)
+        self.compile_choice = compile_choice(t.compile, last_step - self.step, t.max_minutes)
+        if self.dist.is_main and t.compile == "auto":
+            print(f"[trmlab] compile: {self.compile_choice[1]}")
+        if self.compile_choice[0]:  # the recursion and heads as one graph (TinyRecursiveModel.compile_recursion)
             try:
                 self.model.core.compile_recursion()
                 self._compiled = True
             except Exception as e:  # pragma: no cover - depends on the platform
                 print(f"[trmlab] torch.compile unavailable ({e}); training eagerly")
-
-        if resume:
-            self._restore(ckpt.latest_checkpoint(self.out_dir))
-        elif self.dist.is_main:
+        if not resume and self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.out_dir / "config.json", cfg.to_dict(), indent=2, sort_keys=True)
         D.barrier(self.dist)
@@ -147,6 +171,7 @@ class Trainer:
         if self.dist.is_main and not resume:
             self.logger.log(0, "info", {"num_params": self.n_params, "total_steps": self.total_steps,
                                         "world_size": self.dist.world_size, "dtype": str(self.dtype),
+                                        "compile": self.compile_choice[0],
                                         "device": str(self.device),
                                         "model_selection": "best.pt on the validation split (val/)" if self.has_val
                                         else self.selection()["text"]})

@@ -105,9 +105,15 @@ def data_folder(recipe: Recipe) -> str:
     return f"data/{recipe.data}"
 
 
+def train_overrides(recipe: Recipe) -> dict:
+    """The recipe's overrides of its preset, eager unless the recipe says otherwise: the shipped models
+    were trained without ``torch.compile``, and a reproduction should run the same arithmetic."""
+    return {"compile": False, **recipe.overrides}
+
+
 def train_command(recipe: Recipe, run: str) -> str:
     """The ``trmlab train`` command equivalent to ``trmlab zoo train`` for this recipe."""
-    ov = [f"{k}={v}" for k, v in recipe.overrides.items()]
+    ov = [f"{k}={v}" for k, v in train_overrides(recipe).items()]
     budget = [f"max_steps={recipe.steps}"] if recipe.steps else [f"max_minutes={recipe.minutes:g}"]
     return (f"OMP_NUM_THREADS={recipe.threads} trmlab train --preset {recipe.preset} --data {data_folder(recipe)} "
             f"--out {run} {' '.join(ov + budget)}").replace("  ", " ")
@@ -141,7 +147,7 @@ def train_zoo_model(name: str, run: str = "", steps: int = 0, progress: bool = T
     folder, h = ensure_zoo_data(recipe, card, progress, echo, root=root)
     echo(f"data {display_path(folder, root)}: hash {h}" + (" (the card's)" if card else ""))
     n_steps = steps or recipe.steps
-    return train_run(recipe.preset, run, overrides=recipe.overrides, data=str(folder), steps=n_steps,
+    return train_run(recipe.preset, run, overrides=train_overrides(recipe), data=str(folder), steps=n_steps,
                      minutes=0.0 if n_steps else recipe.minutes, eval_every=recipe.eval_every,
                      threads=recipe.threads, wandb_mode="disabled", if_exists="resume", progress=progress, echo=echo)
 
