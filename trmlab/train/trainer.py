@@ -151,8 +151,8 @@ class Trainer:
         self._compiled = False
         if resume:
             self._restore(ckpt.latest_checkpoint(self.out_dir))
-        last_step = self.total_steps if not t.max_steps else min(self.total_steps, t.max_steps)
-        self.compile_choice = compile_choice(t.compile, last_step - self.step, t.max_minutes)
+        self.last_step = self.total_steps if not t.max_steps else min(self.total_steps, t.max_steps)
+        self.compile_choice = compile_choice(t.compile, self.last_step - self.step, t.max_minutes)
         if self.dist.is_main and t.compile == "auto":
             print(f"[trmlab] compile: {self.compile_choice[1]}")
         if self.compile_choice[0]:  # the recursion and heads as one graph (TinyRecursiveModel.compile_recursion)
@@ -345,7 +345,7 @@ class Trainer:
 
     def run(self) -> dict:
         t = self.cfg.train
-        last_step = self.total_steps if not t.max_steps else min(self.total_steps, t.max_steps)
+        last_step = self.last_step
         start = time.time()
         bar = None
         if self.progress and self.dist.is_main:
