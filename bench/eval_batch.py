@@ -2,7 +2,8 @@
 against the evaluation batch, for three CPU presets: how large an evaluation batch should be on a CPU.
 
 Usage: ``.venv/bin/python bench/eval_batch.py`` (about 3 minutes on 2 cores; run it on quiet cores).
-Figures from one run are in docs/performance.md ("Not done").
+Figures from one run are in docs/performance.md. What it showed is why ``train.eval_batch_size=0`` measures
+the fastest batch on a CPU (trmlab/eval/batch_size.py).
 """
 import time
 

@@ -446,7 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", default="last",
                    help="last (default) | best (chosen on the validation split) | step_N")
     s.add_argument("--data", help="evaluate on another dataset folder")
-    s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument("--batch-size", type=int, default=None,
+                   help="puzzles per evaluation batch (default: the run's train.eval_batch_size; if 0, on a CPU the "
+                        "fastest measured, else the global batch capped at 256)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     s.add_argument("--json", action="store_true", help="print every metric as JSON")
     s.add_argument("--arc-pool-votes", action="store_true",

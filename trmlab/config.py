@@ -141,7 +141,7 @@ class TrainConfig:
     wandb_mode: str = "offline"  # online | offline | disabled (env WANDB_MODE=disabled always wins)
     wandb_project: str = ""
     log_every: int = 1
-    eval_batch_size: int = 0  # 0 = global_batch_size
+    eval_batch_size: int = 0  # 0 = auto: the global batch on a GPU, measured on a CPU (eval/batch_size.py)
 
     def __post_init__(self) -> None:
         _check_choice(self, "optimizer", ("adam_atan2", "adamw"))
@@ -154,6 +154,8 @@ class TrainConfig:
         for name in ("global_batch_size", "epochs", "eval_interval"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_batch_size < 0:
+            raise ConfigError(f"train.eval_batch_size must be >= 0 (0 = auto), got {self.eval_batch_size}")
         if self.epochs % self.eval_interval:
             raise ConfigError(
                 f"train.epochs ({self.epochs}) must be divisible by train.eval_interval ({self.eval_interval})"

@@ -22,3 +22,16 @@ def test_resume_keeps_the_dtype_auto_chose(tmp_path, monkeypatch):
     assert resumed.dtype == torch.bfloat16  # the checkpoint's, not a new measurement's
     fresh = Trainer(cfg, tmp_path / "run2", progress=False)
     assert fresh.dtype == torch.float32
+
+
+def test_evaluations_on_a_cpu_run_in_fp32_and_never_measure(monkeypatch):
+    from trmlab.train.inference import cfg_dtype
+
+    def never(*a, **k):
+        raise AssertionError("a CPU evaluation measured bf16 against fp32")
+
+    monkeypatch.setattr(D, "cpu_auto_dtype", never)
+    assert cfg_dtype("cpu") == "float32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cfg_dtype("auto") == "float32"  # device=auto on a machine without CUDA: the CPU
+    assert D.resolve_dtype(cfg_dtype("auto"), D.resolve_device("auto")) == torch.float32

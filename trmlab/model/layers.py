@@ -78,18 +78,26 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("sin", angles.sin(), persistent=False)
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    a, b = x.chunk(2, dim=-1)
-    return torch.cat((-b, a), dim=-1)
+def swap_halves(x: torch.Tensor) -> torch.Tensor:
+    """``cat(x2, x1)``: the two halves of the last axis exchanged, written as a flip of a [2, hd/2] view so
+    that a compiled kernel reads it with plain index arithmetic instead of a concatenation's branches."""
+    return x.unflatten(-1, (2, x.shape[-1] // 2)).flip(-2).flatten(-2)
 
 
 def apply_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
-    """Rotate q, k [B, L, H, hd] in fp32 and cast back."""
+    """Rotate q, k [B, L, H, hd] in fp32 and cast back: ``x cos + rotate_half(x) sin`` with
+    the reference's ``rotate_half(x) = cat(-x2, x1)``.
+
+    Computed as ``x cos + swap_halves(x) (sin with its first half negated)``, which is the same
+    arithmetic (negation is exact, so results are bit-identical) but compiles to one kernel without
+    branches: 2-4x faster under ``torch.compile`` (docs/performance.md)."""
     dtype = q.dtype
-    cos, sin = cos[:, None, :], sin[:, None, :]  # [L, 1, hd]
+    half = sin.shape[-1] // 2
+    cos = cos[:, None, :]  # [L, 1, hd]
+    sin = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)[:, None, :]
     q32, k32 = q.float(), k.float()
-    q = q32 * cos + rotate_half(q32) * sin
-    k = k32 * cos + rotate_half(k32) * sin
+    q = q32 * cos + swap_halves(q32) * sin
+    k = k32 * cos + swap_halves(k32) * sin
     return q.to(dtype), k.to(dtype)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
+from ..eval.batch_size import auto_eval_batch
 from ..io import write_json_atomic
 from ..model import DeepSupervision, build_model, run_to_halt
 from . import checkpoint as ckpt
@@ -100,12 +101,18 @@ def solve(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = No
             "logits": res["logits"]}
 
 
-def test_loader(cfg: RunConfig, data: str | os.PathLike, batch_size: Optional[int] = None):
+def test_loader(cfg: RunConfig, data: str | os.PathLike, batch_size: Optional[int] = None,
+                model: Optional[DeepSupervision] = None):
     """The test-split loader of ``data`` for evaluating a run with config ``cfg``: batches of
-    ``batch_size``, else the run's ``eval_batch_size``, else its global batch size capped at 256."""
+    ``batch_size``, else the run's ``eval_batch_size``, else (auto) with ``model`` on a CPU the fastest
+    batch measured (:mod:`trmlab.eval.batch_size`), else the global batch size capped at 256."""
     from ..data.loader import TestLoader
 
-    return TestLoader(data, batch_size or cfg.train.eval_batch_size or min(cfg.train.global_batch_size, 256))
+    size = batch_size or cfg.train.eval_batch_size
+    if not size:
+        fallback = min(cfg.train.global_batch_size, 256)
+        size = auto_eval_batch(model, 0, fallback)[0] if model is not None else fallback
+    return TestLoader(data, size)
 
 
 def save_evaluation(run: str | os.PathLike, metrics: dict, checkpoint: str, n_supervision: int,
@@ -141,7 +148,7 @@ def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, h
         raise ValueError(f"halting must be one of {', '.join(HALTING)}, got {halting!r}")
     model, cfg, choice = open_run(path, checkpoint=checkpoint, ema=ema, device=device, dtype=cfg_dtype(device))
     root = data or cfg.data
-    loader = test_loader(cfg, root, batch_size)
+    loader = test_loader(cfg, root, batch_size, model)
     pool = cfg.train.arc_pool_votes if arc_pool_votes is None else bool(arc_pool_votes)
     arc = None
     if "arc" in cfg.train.evaluators:
@@ -183,7 +190,10 @@ def _earlier_step_checkpoints(run: Path, checkpoint: str) -> list[str]:
 
 
 def cfg_dtype(device: str) -> str:
-    return "auto" if device != "cpu" else "float32"
+    """The dtype an evaluation on ``device`` runs in: bf16 where CUDA supports it ("auto"), fp32 on a
+    CPU. A CPU evaluation never measures (``dtype=auto`` would pick bf16 on a CPU where it is faster,
+    and the numbers would then differ from fp32 ones in the last bits from one machine to another)."""
+    return "auto" if resolve_device(device).type == "cuda" else "float32"
 
 
 def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Optional[int] = None,

@@ -32,6 +32,7 @@ import torch
 from ..config import RunConfig, load_config
 from ..data.format import VAL_SPLIT, has_split, read_build_info, read_identifiers, read_metadata
 from ..data.loader import TestLoader, TrainLoader
+from ..eval.batch_size import auto_eval_batch
 from ..eval.evaluate import evaluate, headline
 from ..io import write_json_atomic
 from ..model import Carry, build_model, count_parameters
@@ -117,11 +118,20 @@ class Trainer:
         self.model = build_model(cfg.model).to(self.device)
         # dtype=auto may measure (machine.choose_cpu_dtype): a resumed run keeps the dtype its checkpoint
         # was trained in, and under torchrun every rank takes rank 0's choice, so the numbers stay exact
-        saved = ckpt.load(ckpt.latest_checkpoint(self.out_dir)).get("dtype") if resume else None
-        self.dtype = D.resolve_dtype(saved or t.dtype, self.device, cfg.model, min(self.local_batch, 64),
-                                     verbose=self.dist.is_main)
+        saved = ckpt.load(ckpt.latest_checkpoint(self.out_dir)) if resume else {}
+        self.dtype = D.resolve_dtype(saved.get("dtype") or t.dtype, self.device, cfg.model,
+                                     min(self.local_batch, 64), verbose=self.dist.is_main)
         self.dtype = getattr(torch, D.all_gather_objects(str(self.dtype).replace("torch.", ""), self.dist)[0])
         self.model.set_forward_dtype(self.dtype)
+        # eval_batch_size=0 (auto) measures on a CPU (eval/batch_size.py); kept on resume, rank 0's choice
+        if not t.eval_batch_size and saved.get("eval_batch_size"):
+            self.eval_batch, why = int(saved["eval_batch_size"]), f"{saved['eval_batch_size']} (the run's choice)"
+        else:
+            self.eval_batch, why = auto_eval_batch(self.model, t.eval_batch_size, t.global_batch_size,
+                                                   self.dist.world_size)
+        self.eval_batch = int(D.all_gather_objects(self.eval_batch, self.dist)[0])
+        if self.dist.is_main and not t.eval_batch_size:
+            print(f"[trmlab] eval batch: {why}")
         self.model.core.checkpoint_activations = t.activation_checkpointing
         D.broadcast_module(self.model, self.dist)
         self.model.train()
@@ -171,7 +181,7 @@ class Trainer:
         if self.dist.is_main and not resume:
             self.logger.log(0, "info", {"num_params": self.n_params, "total_steps": self.total_steps,
                                         "world_size": self.dist.world_size, "dtype": str(self.dtype),
-                                        "compile": self.compile_choice[0],
+                                        "compile": self.compile_choice[0], "eval_batch_size": self.eval_batch,
                                         "device": str(self.device),
                                         "model_selection": "best.pt on the validation split (val/)" if self.has_val
                                         else self.selection()["text"]})
@@ -228,7 +238,7 @@ class Trainer:
         """Score the EMA (or raw) weights on ``split``: ``test`` (reported) or ``val`` (model selection)."""
         t = self.cfg.train
         N = n_supervision or t.eval_supervision or self.cfg.model.n_supervision
-        loader = TestLoader(self.cfg.data, t.eval_batch_size or t.global_batch_size, rank=self.dist.rank,
+        loader = TestLoader(self.cfg.data, self.eval_batch, rank=self.dist.rank,
                             world_size=self.dist.world_size, split=split)
         arc = None
         if "arc" in t.evaluators:
@@ -274,6 +284,7 @@ class Trainer:
         return {
             "format": "trmlab-checkpoint-1",
             "dtype": str(self.dtype).replace("torch.", ""),  # what dtype=auto chose: kept on resume
+            "eval_batch_size": self.eval_batch,  # what eval_batch_size=0 chose: kept on resume
             "config": self.cfg.to_dict(),
             "step": self.step,
             "model": self.model.state_dict(),

@@ -18,8 +18,8 @@ For every case (a preset's model at a batch), dtype (fp32, bf16) and mode (eager
   allocator's peak. ``max_batch_24gib`` is how many samples fit in 24 GiB at that rate;
 * **matmul limit**: this machine's measured matmul speed at exactly the model's products
   (:func:`trmlab.model.flops.train_gemms`, each shape timed by :func:`trmlab.machine.matmul_seconds`
-  in the same dtype), FLOP-weighted (the time all products would take at their measured speed); every
-  training figure is also a fraction of it;
+  in the same dtype, into a preallocated result), FLOP-weighted (the time all products would take at
+  their measured speed); every training figure is also a fraction of it;
 * **peer**: lucidrains' ``tiny-recursive-model`` (the optional extra ``trmlab[bench]``) at the matched
   configuration, in its own process (:mod:`trmlab.workbench.bench_peer`); every figure is also a ratio
   to it. Without the package the peer is reported as skipped.

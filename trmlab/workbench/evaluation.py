@@ -252,7 +252,7 @@ def evaluate_for_notebook(run: str | os.PathLike = "", checkpoint: str = "last",
         raise ValueError(f"data: {data_dir} holds sequences of {task.seq_len} tokens ({task.name}); the run's model "
                          f"reads {cfg.model.seq_len}")
     N = steps or cfg.train.eval_supervision or cfg.model.n_supervision
-    loader = test_loader(cfg, data_dir, batch_size or None)
+    loader = test_loader(cfg, data_dir, batch_size or None, model)
     max_batches = None
     if max_puzzles:
         max_batches = math.ceil(max_puzzles / loader.batch_size)

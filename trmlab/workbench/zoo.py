@@ -206,7 +206,7 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
     os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0o700 would hide the model from other users
     try:
         N = recipe.eval_steps
-        loader = test_loader(cfg, data)
+        loader = test_loader(cfg, data, model=model)
         by = evaluate(model, loader, max(N, recipe.by_step), progress=progress)
         head = evaluate(model, loader, N, progress=progress)
         learned = evaluate(model, loader, N, progress=progress, halting="learned")
