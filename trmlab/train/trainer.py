@@ -118,7 +118,8 @@ class Trainer:
         self.model = build_model(cfg.model).to(self.device)
         # dtype=auto may measure (machine.choose_cpu_dtype): a resumed run keeps the dtype its checkpoint
         # was trained in, and under torchrun every rank takes rank 0's choice, so the numbers stay exact
-        saved = ckpt.load(ckpt.latest_checkpoint(self.out_dir)) if resume else {}
+        resume_file = ckpt.latest_checkpoint(self.out_dir) if resume else None
+        saved = ckpt.load(resume_file, map_location="cpu") if resume else {}  # read once: restored below
         self.dtype = D.resolve_dtype(saved.get("dtype") or t.dtype, self.device, cfg.model,
                                      min(self.local_batch, 64), verbose=self.dist.is_main)
         self.dtype = getattr(torch, D.all_gather_objects(str(self.dtype).replace("torch.", ""), self.dist)[0])
@@ -160,7 +161,7 @@ class Trainer:
         self._forward = self.model
         self._compiled = False
         if resume:
-            self._restore(ckpt.latest_checkpoint(self.out_dir))
+            self._restore(resume_file, saved)
         self.last_step = self.total_steps if not t.max_steps else min(self.total_steps, t.max_steps)
         self.compile_choice = compile_choice(t.compile, self.last_step - self.step, t.max_minutes)
         if self.dist.is_main and t.compile == "auto":
@@ -323,8 +324,8 @@ class Trainer:
             ckpt.copy_atomic(path, cdir / "best.pt")
         return path
 
-    def _restore(self, path: Path) -> None:
-        state = ckpt.load(path, map_location="cpu")
+    def _restore(self, path: Path, state: dict) -> None:
+        """Load ``state`` (the checkpoint read from ``path``) into the model, optimisers and loaders."""
         if state.get("format") != "trmlab-checkpoint-1":
             raise ckpt.CheckpointError(f"{path}: not a trmlab training checkpoint")
         if state["world_size"] != self.dist.world_size:
