@@ -2,11 +2,13 @@
 
 Layers, lowest first (README "Layout and design", docs/contracts.md)::
 
-    config/io -> data -> model -> eval -> train -> trace -> viz -> workbench -> cli
+    config/io -> data -> model -> eval -> train -> zoo -> runs -> trace -> viz -> bench -> workbench -> cli
 
 A module may import from its own layer and from layers below it, never from a layer above it. Every
-import counts: at the top of a file, inside a function, behind ``if TYPE_CHECKING``. Our own modules
-are never imported inside ``try`` (an import error there would be hidden).
+import counts: at the top of a file, inside a function, behind ``if TYPE_CHECKING``. No two modules
+import each other, directly or in a circle, inside one layer either (imports inside functions count).
+Our own modules are never imported inside ``try`` (an import error there would be hidden), and one
+imported inside a function says why on that line (a comment).
 """
 from __future__ import annotations
 
@@ -17,11 +19,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "trmlab"
 
-LAYERS = ["config/io", "data", "model", "eval", "train", "trace", "viz", "workbench", "cli"]
+LAYERS = ["config/io", "data", "model", "eval", "train", "zoo", "runs", "trace", "viz", "bench", "workbench", "cli"]
 #: first name under ``trmlab`` -> layer
-LAYER_OF = {"__init__": "config/io", "config": "config/io", "io": "config/io", "machine": "config/io", "data": "data", "model": "model",
-            "eval": "eval", "train": "train", "trace": "trace", "viz": "viz", "workbench": "workbench",
-            "cli": "cli"}
+LAYER_OF = {"__init__": "config/io", "config": "config/io", "io": "config/io", "machine": "config/io",
+            "paths": "config/io", "data": "data", "model": "model", "eval": "eval", "train": "train", "zoo": "zoo",
+            "runs": "runs", "trace": "trace", "viz": "viz", "bench": "bench", "workbench": "workbench", "cli": "cli"}
 
 
 def _modules() -> list[Path]:
@@ -112,6 +114,110 @@ def test_no_try_around_own_imports():
     assert not found, "\n".join(found)
 
 
+def _module_file(name: str, package: Path) -> Path | None:
+    """The file of module ``trmlab.x.y`` (a package: its ``__init__.py``), or None."""
+    rel = Path(*name.split(".")[1:]) if "." in name else Path()
+    for cand in (package / rel.with_suffix(".py") if rel.parts else None, package / rel / "__init__.py"):
+        if cand is not None and cand.is_file():
+            return cand
+    return None
+
+
+def _edges(path: Path, package: Path = PACKAGE) -> list[tuple[str, int, str]]:
+    """(target module, line, statement) for every import of our own modules in ``path``, anywhere in it;
+    ``from pkg import name`` reaches ``pkg.name`` when that is a module, else ``pkg``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    module = _module_name(path, package)
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        for target in _targets(node, module, path.name == "__init__.py"):
+            names = [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else [None]
+            for n in names:
+                full = f"{target}.{n}" if n and _module_file(f"{target}.{n}", package) else target
+                if full != module:
+                    out.append((full, node.lineno, ast.unparse(node)))
+    return out
+
+
+def _cycles(package: Path = PACKAGE) -> list[str]:
+    """Every circle of imports between modules of the package (strongly connected components of more
+    than one module), each named with the imports that close it."""
+    files = sorted(package.rglob("*.py"))
+    graph: dict[str, dict[str, tuple[Path, int, str]]] = {}
+    for f in files:
+        mod = _module_name(f, package)
+        graph.setdefault(mod, {})
+        for target, line, stmt in _edges(f, package):
+            if _module_file(target, package) is not None:
+                graph[mod].setdefault(target, (f, line, stmt))
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    comps: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                comps.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    out = []
+    for comp in comps:
+        ties = [f"    {graph[a][b][0].relative_to(package.parent)}:{graph[a][b][1]}: `{graph[a][b][2]}` ({a} -> {b})"
+                for a in comp for b in comp if b in graph[a]]
+        out.append(f"circle of {len(comp)} modules: {', '.join(comp)}\n" + "\n".join(ties))
+    return out
+
+
+def test_no_circle_of_imports():
+    found = _cycles()
+    assert not found, "modules that import each other (inside functions too):\n" + "\n".join(found)
+
+
+def _uncommented_function_imports(path: Path, package: Path = PACKAGE) -> list[str]:
+    source = path.read_text()
+    lines = source.splitlines()
+    module = _module_name(path, package)
+    out = []
+    for fn in ast.walk(ast.parse(source, filename=str(path))):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and _targets(node, module, path.name == "__init__.py"):
+                text = "\n".join(lines[node.lineno - 1: node.end_lineno])
+                comment = text.split("#", 1)[1].strip() if "#" in text else ""
+                if len(comment) < 4:
+                    out.append(f"{path.relative_to(package.parent)}:{node.lineno}: `{ast.unparse(node)}` inside "
+                               f"{fn.name}() with no comment saying why (import it at the top of the file)")
+    return out
+
+
+def test_imports_inside_functions_say_why():
+    found = sorted({v for p in _modules() for v in _uncommented_function_imports(p)})
+    assert not found, "\n".join(found)
+
+
 # -- the checker itself ------------------------------------------------------------------------------
 
 
@@ -138,3 +244,37 @@ def test_a_violation_inside_a_function_is_named(tmp_path):
     assert len(found) == 2, found
     assert found[0].startswith("trmlab/data/view.py:5: `from trmlab.viz.grids import draw_panel`: data imports from viz")
     assert found[1].startswith("trmlab/data/view.py:6: `from ..eval import metrics`: data imports from eval")
+
+
+def _plant(tmp_path, files: dict) -> Path:
+    pkg = tmp_path / "trmlab"
+    for rel, text in files.items():
+        f = pkg / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    return pkg
+
+
+def test_a_planted_circle_inside_one_layer_is_named(tmp_path):
+    pkg = _plant(tmp_path, {"__init__.py": "", "data/__init__.py": "",
+                            "data/a.py": "from .b import g\n\n\ndef f():\n    return g()\n",
+                            "data/b.py": "def g():\n    from .a import f  # lazy\n    return f\n",
+                            "data/c.py": "from . import a\n"})
+    found = _cycles(pkg)
+    assert len(found) == 1, found
+    assert found[0].startswith("circle of 2 modules: trmlab.data.a, trmlab.data.b")
+    assert "trmlab/data/b.py:2: `from .a import f`" in found[0] and "trmlab/data/a.py:1" in found[0]
+
+
+def test_no_circle_in_a_chain(tmp_path):
+    pkg = _plant(tmp_path, {"__init__.py": "", "data/__init__.py": "", "data/a.py": "from .b import g\n",
+                            "data/b.py": "from . import c\n", "data/c.py": "import numpy\n"})
+    assert _cycles(pkg) == []
+
+
+def test_an_import_inside_a_function_needs_its_reason(tmp_path):
+    pkg = _plant(tmp_path, {"__init__.py": "", "data/__init__.py": "", "data/b.py": "",
+                            "data/a.py": "def f():\n    from .b import g\n    from .b import h  # lazy: heavy\n"
+                                         "    import numpy\n"})
+    found = _uncommented_function_imports(pkg / "data" / "a.py", pkg)
+    assert len(found) == 1 and found[0].startswith("trmlab/data/a.py:2: `from .b import g` inside f()"), found

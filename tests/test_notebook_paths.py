@@ -1,7 +1,7 @@
 """Notebook paths resolve against the project root wherever the notebook runs from."""
 from pathlib import Path
 
-from trmlab.workbench.notebook import project_root, resolve
+from trmlab.paths import project_root, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,13 +1,20 @@
-"""The ``trmlab`` command line: a thin layer of argparse over the package's functions.
+"""The ``trmlab`` command line: argparse over the package's functions, nothing else.
 
 Every subcommand has ``--help``; bad input exits non-zero with a one-line reason (no traceback);
 each command prints where it wrote its results. See docs/cli.md.
+
+Each handler parses, calls one function of the package and prints what it returns; the text of a
+summary is made by the code that owns its data. A handler imports its module when it runs (each such
+line says ``lazy``): ``trmlab --help`` and the light commands then start without loading torch,
+plotly or papermill, which the package's modules import at their top.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 
 class CliError(Exception):
@@ -15,203 +22,99 @@ class CliError(Exception):
 
 
 def _presets(args) -> int:
-    from .config import PRESETS, get_preset
+    from .config import presets_table  # lazy: see the module docstring
 
-    print(f"{'name':30s} {'task data':34s} {'hidden':>6s} {'T':>2s} {'n':>2s} {'N_sup':>5s}  description")
-    for name, (desc, _) in PRESETS.items():
-        c = get_preset(name)
-        m = c.model
-        print(f"{name:30s} {c.data:34s} {m.hidden_size:6d} {m.n_recursions:2d} {m.n_latent_steps:2d} "
-              f"{m.n_supervision:5d}  {desc}")
+    print(presets_table())
     return 0
 
 
 def _model(args) -> int:
-    from .config import get_preset
-    from .model import build_model, count_parameters
+    from .config import get_preset  # lazy: see the module docstring
+    from .data.format import read_metadata  # lazy: see the module docstring
+    from .model import build_model, count_parameters  # lazy: see the module docstring
 
     cfg = get_preset(args.preset, args.overrides)
     m = cfg.model
     if args.data:
-        from .data.format import read_metadata
-
-        meta = read_metadata(args.data, "train")
-        m.vocab_size, m.seq_len, m.num_puzzle_identifiers = meta.vocab_size, meta.seq_len, meta.num_puzzle_identifiers
+        read_metadata(args.data, "train").apply_to(m)
     model = build_model(m)
-    print(model if args.verbose else _summary(model))
+    print(model if args.verbose else model.summary())
     print(f"vocab_size: {m.vocab_size}  seq_len: {m.seq_len}  puzzle positions: {m.puzzle_positions}")
     print(f"params: {count_parameters(model)}")
     return 0
 
 
-def _summary(model) -> str:
-    from .model import count_parameters
-
-    core = model.core
-    lines = [f"{type(core).__name__}  (deep supervision wrapper: {type(model).__name__})"]
-    for name, child in core.named_children():
-        n = count_parameters(child)
-        if n or name in ("embed",):
-            lines.append(f"  {name:12s} {type(child).__name__:18s} {n:>12,d} params")
-    c = core.cfg
-    lines.append(f"  recursion: T={c.n_recursions} (H_cycles) x [n={c.n_latent_steps} latent updates (L_cycles) + 1 "
-                 f"answer update], N_sup={c.n_supervision} (halt_max_steps); "
-                 f"mixer={'mlp_t' if c.mlp_t else 'attention'}, gradient={c.gradient}, latent={c.latent_mode}, "
-                 f"separate_networks={c.separate_networks}")
-    return "\n".join(lines)
-
-
 def _train(args) -> int:
-    from .config import get_preset
-    from .train.trainer import resume, train
+    from .config import get_preset  # lazy: see the module docstring
+    from .train.trainer import resume, train, training_summary  # lazy: see the module docstring
 
     if args.resume:
-        run = args.resume if isinstance(args.resume, str) else args.out
-        if not run:
+        out = args.resume if isinstance(args.resume, str) else args.out
+        if not out:
             raise CliError("--resume needs the run folder (trmlab train --resume RUN_DIR)")
-        metrics = resume(run, args.overrides or None)
-        out = run
+        metrics = resume(out, args.overrides or None)
     else:
         if not args.preset:
             raise CliError("give --preset NAME (see `trmlab presets`) or --resume RUN_DIR")
         if not args.out:
             raise CliError("give --out RUN_DIR for the run folder")
-        overrides = list(args.overrides)
-        if args.data:
-            overrides.append(f"data={args.data}")
-        cfg = get_preset(args.preset, overrides)
+        overrides = list(args.overrides) + ([f"data={args.data}"] if args.data else [])
         if not any(o.startswith(("name=", "run_name=", "+run_name=")) for o in overrides):
-            from pathlib import Path
-
-            cfg.name = Path(args.out).name
-        metrics = train(cfg, args.out)
+            overrides.append(f"name={Path(args.out).name}")
         out = args.out
-    import os
-
-    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 wrote the checkpoints and reports
-        return 0
-    from .train.checkpoint import choose_checkpoint
-
-    last, state = choose_checkpoint(out, "last")
-    print(f"test split, checkpoint {last.describe()} (reported; the test split chooses nothing):")
-    _print_metrics(metrics)
-    print(f"best.pt: {state.get('selection', {}).get('text', 'not recorded')}")
-    print(f"wrote {out} (config.json, metrics.jsonl, checkpoints/)")
+        metrics = train(get_preset(args.preset, overrides), out)
+    if os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 wrote the checkpoints and reports
+        print(training_summary(out, metrics))
     return 0
-
-
-def _print_metrics(metrics: dict) -> None:
-    keys = [k for k in ("all/exact_accuracy", "all/exact_accuracy_low", "all/exact_accuracy_high",
-                        "all/token_accuracy", "halt/exact_accuracy", "halt/mean_steps", "q_halt_accuracy",
-                        "ARC/pass@1", "ARC/pass@2") if k in metrics]
-    for k in keys:
-        print(f"{k}: {metrics[k]:.4f}")
-
-
-def _zoo_data(run: str, data):
-    """A zoo model's dataset, built (and its hash checked) when no other dataset is given."""
-    from .train import zoo
-
-    if data or zoo.resolve(run) is None:
-        return data
-    from .workbench.zoo import ensure_zoo_data, recipe_of
-
-    name = zoo.resolve(run).name
-    folder, _ = ensure_zoo_data(recipe_of(name), zoo.read_card(zoo.folder(name)))
-    return str(folder)
 
 
 def _eval(args) -> int:
-    from .train.inference import evaluate_run
+    from .eval.evaluate import format_evaluation  # lazy: see the module docstring
+    from .runs import evaluate_run  # lazy: see the module docstring
 
     metrics = evaluate_run(args.run, n_supervision=args.steps, halting=args.halting, checkpoint=args.checkpoint,
-                           data=_zoo_data(args.run, args.data), batch_size=args.batch_size, ema=not args.no_ema,
+                           data=args.data, batch_size=args.batch_size, ema=not args.no_ema,
                            arc_pool_votes=True if args.arc_pool_votes else None)
-    used = (f"checkpoint {metrics['checkpoint']} (step {metrics['checkpoint_step']}), "
-            f"chosen as: {metrics['checkpoint_choice']}")
-    if args.json:
-        print(json.dumps(metrics, indent=2, sort_keys=True))
-    else:
-        print(used)
-        steps = sorted(int(k[4:].split("/")[0]) for k in metrics if k.startswith("step") and k.endswith("/exact_accuracy"))
-        if steps:
-            print("exact accuracy by supervision step: " + ", ".join(
-                f"{s}: {metrics[f'step{s}/exact_accuracy']:.3f}" for s in steps))
-        _print_metrics(metrics)
-        _print_halting(metrics)
+    print(json.dumps(metrics, indent=2, sort_keys=True) if args.json else format_evaluation(metrics))
     return 0
 
 
-def _print_halting(metrics: dict) -> None:
-    """The halting summary of an evaluation: what was run, accuracy of the answers given, steps used."""
-    N = metrics["n_supervision"]
-    learned = metrics.get("halting") == "learned"
-    key = "halt" if learned else "all"
-    print(f"{metrics.get('halting', 'max')} halting: exact_accuracy {metrics[f'{key}/exact_accuracy']:.4f} "
-          f"[95% CI {metrics[f'{key}/exact_accuracy_low']:.4f}, {metrics[f'{key}/exact_accuracy_high']:.4f}] "
-          f"token_accuracy {metrics[f'{key}/token_accuracy']:.4f} over {metrics[f'{key}/count']} puzzles"
-          + (f"; step {metrics['checkpoint_step']} ({metrics['checkpoint_choice']})" if "checkpoint_choice" in metrics
-             else ""))
-    hist = [int(metrics.get(f"halt/steps_hist/{k}", 0)) for k in range(1, N + 1)]
-    if learned:
-        print(f"steps used: mean {metrics['halt/mean_steps']:.2f} of max {N}; compute saved vs all {N} steps: "
-              f"{metrics['halt/compute_saved']:.1%} ({metrics['steps_run']} supervision steps run)")
-    else:
-        print(f"learned halting would answer: exact_accuracy {metrics['halt/exact_accuracy']:.4f} with mean "
-              f"{metrics['halt/mean_steps']:.2f} of {N} steps (would save {metrics['halt/compute_saved']:.1%}); "
-              f"run with --halting learned to stop each puzzle at its own step")
-    print("puzzles halted at step: " + ", ".join(f"{k}: {n}" for k, n in enumerate(hist, start=1)))
-    for k in sorted(metrics):
-        if k.startswith("ARC_pooled/"):
-            print(f"{k}: {metrics[k]:.4f} (votes pooled over checkpoints "
-                  f"{', '.join(metrics.get('arc_pooled_checkpoints', []))}; ARC/... is this checkpoint alone)")
-
-
 def _solve(args) -> int:
-    from .train.inference import solve_text
+    from .runs.inference import format_solution, solve_text  # lazy: see the module docstring
 
     given = [x for x in (args.sudoku, args.maze, args.arc) if x is not None]
     if len(given) != 1:
         raise CliError("give exactly one of --sudoku STRING, --maze FILE, --arc FILE")
     kind = "sudoku" if args.sudoku is not None else "maze" if args.maze is not None else "arc"
-    result = solve_text(args.run, kind, given[0], n_supervision=args.steps, halting=args.halting,
-                        checkpoint=args.checkpoint)
-    print(result["text"])
-    print(f"steps used: {result['steps']}  halting probability: {result['halt_prob']:.3f}  "
-          f"(checkpoint step {result['checkpoint_step']}: {result['checkpoint_choice']})")
+    print(format_solution(solve_text(args.run, kind, given[0], n_supervision=args.steps, halting=args.halting,
+                                     checkpoint=args.checkpoint)))
     return 0
 
 
 def _zoo(args) -> int:
-    from .train import zoo
-    from .workbench import zoo as wzoo
+    from .zoo import store  # lazy: see the module docstring
 
     if args.zoo_command == "list":
-        rows = wzoo.list_models()
-        if not rows:
-            print(f"the zoo ({zoo.zoo_dir()}) is empty")
-            return 0
-        print(f"{'name':<10} {'task':<10} {'parameters':>10}  {'exact accuracy (95% interval)':<32} title")
-        for r in rows:
-            acc = f"{r['accuracy']:.1%} [{r['interval'][0]:.1%}, {r['interval'][1]:.1%}] N={r['steps']}"
-            print(f"{r['name']:<10} {r['task']:<10} {r['parameters']:>10,}  {acc:<32} {r['title']}")
-        return 0
-    if args.zoo_command == "path":
-        print(zoo.folder(args.name))
-        return 0
-    if args.zoo_command == "train":
-        result = wzoo.train_zoo_model(args.name, run=args.out or "", steps=args.steps, progress=not args.quiet)
+        print(store.format_table(store.list_models()))
+    elif args.zoo_command == "path":
+        print(store.folder(args.name))
+    elif args.zoo_command == "train":
+        from .eval.evaluate import format_metrics  # lazy: see the module docstring
+        from .zoo.training import train_zoo_model  # lazy: see the module docstring
+
+        result = train_zoo_model(args.name, run=args.out or "", steps=args.steps, progress=not args.quiet)
         print(f"trained {result.steps} steps into {result.run_dir}")
-        _print_metrics(result.metrics)
-        return 0
-    dest = wzoo.export(args.run, args.name, notes=args.notes, progress=not args.quiet)
-    print(f"wrote {dest}")
+        print(format_metrics(result.metrics))
+    else:
+        from .zoo.export import export  # lazy: see the module docstring
+
+        print(f"wrote {export(args.run, args.name, notes=args.notes, progress=not args.quiet)}")
     return 0
 
 
 # -- trmlab data ...: the builders are trmlab/data's; `show --png` draws with trmlab/viz -----------------
 def _data_sudoku(a) -> int:
-    from .data.sudoku import build_sudoku
+    from .data.sudoku import build_sudoku  # lazy: see the module docstring
 
     build_sudoku(a.out, csv=a.csv, generate=a.generate, size=a.size, subsample=a.subsample, num_aug=a.num_aug,
                  seed=a.seed, test_csv=a.test_csv, test_generate=a.test_generate, val=a.val, difficulty=a.difficulty,
@@ -221,7 +124,7 @@ def _data_sudoku(a) -> int:
 
 
 def _data_maze(a) -> int:
-    from .data.maze import build_maze
+    from .data.maze import build_maze  # lazy: see the module docstring
 
     build_maze(a.out, csv=a.csv, generate=a.generate, size=a.size, min_path=a.min_path, aug=a.aug, seed=a.seed,
                test_csv=a.test_csv, test_generate=a.test_generate, val=a.val, subsample=a.subsample, strict=a.strict,
@@ -230,7 +133,7 @@ def _data_maze(a) -> int:
 
 
 def _data_arc(a) -> int:
-    from .data.arc import build_arc
+    from .data.arc import build_arc  # lazy: see the module docstring
 
     build_arc(a.out, family=a.family, arc_dir=a.arc_dir, num_aug=a.num_aug, seed=a.seed, subsets=a.subsets,
               test_set=a.test_set, allow_overlap=a.allow_overlap, val_tasks=a.val_tasks, val_subset=a.val_subset,
@@ -240,7 +143,7 @@ def _data_arc(a) -> int:
 
 
 def _data_show(a) -> int:
-    from .data.view import describe_example, format_text
+    from .data.view import describe_example, format_text  # lazy: see the module docstring
 
     ex = describe_example(a.dir, a.split, a.index)
     print(format_text(example=ex))
@@ -248,7 +151,7 @@ def _data_show(a) -> int:
         import matplotlib
 
         matplotlib.use("Agg")
-        from .viz.grids import draw_example
+        from .viz.grids import draw_example  # lazy: see the module docstring
 
         draw_example(example=ex).savefig(a.png, dpi=100)
         print(f"wrote {a.png}")
@@ -348,7 +251,7 @@ def _add_data_commands(subparsers) -> argparse.ArgumentParser:
 
 
 def _params(pairs) -> dict:
-    from .workbench.runs import parse_value
+    from .workbench.execute import parse_value  # lazy: see the module docstring
 
     out = {}
     for key, value in pairs or []:
@@ -359,7 +262,7 @@ def _params(pairs) -> dict:
 
 
 def _run(args) -> int:
-    from .workbench.runs import run_notebook
+    from .workbench.execute import run_notebook  # lazy: see the module docstring
 
     path = run_notebook(args.notebook, _params(args.param), out=args.out, kernel=args.kernel,
                         log_output=not args.quiet, progress=not args.quiet)
@@ -368,7 +271,7 @@ def _run(args) -> int:
 
 
 def _sweep(args) -> int:
-    from .workbench.sweep import parse_grid, parse_seeds, sweep, sweep_commands
+    from .workbench.sweep import parse_grid, parse_seeds, sweep, sweep_commands  # lazy: see the module docstring
 
     grid = parse_grid(args.grid or [])
     seeds = parse_seeds(args.seeds) if args.seeds else []
@@ -384,7 +287,7 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    from .workbench.reports import report_runs, write_index
+    from .workbench.reports import report_runs, write_index  # lazy: see the module docstring
 
     if not args.runs:
         print(f"wrote {write_index(args.out)}")
@@ -395,7 +298,7 @@ def _report(args) -> int:
 
 
 def _demo(args) -> int:
-    from .workbench.demo import demo
+    from .workbench.demo import demo  # lazy: see the module docstring
 
     demo(steps=args.steps, run=args.run, data=args.data, reports=args.reports, wandb_mode=args.wandb_mode,
          eval_every=args.eval_every, threads=args.threads, log_output=not args.quiet, progress=not args.quiet)
@@ -403,7 +306,7 @@ def _demo(args) -> int:
 
 
 def _bench(args) -> int:
-    from .workbench.bench import Settings, format_table, run_bench, write_results
+    from .bench.speed import Settings, format_table, run_bench, write_results  # lazy: see the module docstring
 
     settings = Settings.for_run(args.quick, threads=args.threads, peer=not args.no_peer)
     result = run_bench(args.quick, args.only or None, settings, device=args.device)
@@ -471,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--quiet", action="store_true")
     z = zs.add_parser("export", help="evaluate a trained run and write it into the zoo as NAME (maintainers)")
     z.add_argument("run")
-    z.add_argument("name", help="a zoo recipe name (trmlab/workbench/zoo.py RECIPES)")
+    z.add_argument("name", help="a zoo recipe name (trmlab/zoo/recipes.py RECIPES)")
     z.add_argument("--notes", default="", help="said on the card about the training (e.g. what else ran meanwhile)")
     z.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_zoo)
@@ -525,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--notebooks", help="only these notebooks of each run, e.g. 02-train,03-evaluate")
     s.set_defaults(func=_report)
 
-    from .workbench.demo import DEMO_DATA, DEMO_RUN, DEMO_STEPS
+    from .workbench.demo import DEMO_DATA, DEMO_RUN, DEMO_STEPS  # lazy: see the module docstring
 
     s = sub.add_parser("demo", help="the main job: 4x4 Sudoku data, training, evaluation, recursion, reports",
                        description="Builds data/sudoku4 if missing, runs 02-train, 03-evaluate and 04-recursion "
@@ -564,20 +467,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .config import ConfigError
-    from .data.format import DatasetError
-    from .train.checkpoint import CheckpointError
-    from .train.trainer import TrainingError
-    from .train.zoo import ZooError
+    from .config import ConfigError  # lazy: see the module docstring
+    from .data.format import DatasetError  # lazy: see the module docstring
+    from .train.checkpoint import CheckpointError  # lazy: see the module docstring
+    from .train.trainer import TrainingError  # lazy: see the module docstring
+    from .zoo.store import ZooError  # lazy: see the module docstring
 
     try:
         return int(args.func(args) or 0)
-    except (CliError, ConfigError, DatasetError, CheckpointError, TrainingError, ZooError, FileNotFoundError, ValueError) as e:
+    except (CliError, ConfigError, DatasetError, CheckpointError, TrainingError, ZooError, FileNotFoundError,
+            ValueError) as e:
         print(f"trmlab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except RuntimeError as e:
-        from .workbench.demo import DemoFailed
-        from .workbench.runs import NotebookFailed
+        from .workbench.demo import DemoFailed  # lazy: see the module docstring
+        from .workbench.execute import NotebookFailed  # lazy: see the module docstring
 
         if not isinstance(e, (NotebookFailed, DemoFailed)):
             raise

@@ -237,7 +237,7 @@ def _unknown_key(key: str) -> ConfigError:
     return ConfigError(f"unknown config key '{key}'.{hint} Valid keys: {', '.join(keys)}")
 
 
-def _resolve_key(key: str) -> tuple[str, str, Any]:
+def resolve_key(key: str) -> tuple[str, str, Any]:
     """Map a user key ('lr', 'train.lr', 'arch.L_cycles', 'H_cycles') to (section, name, transform)."""
     bare = key
     for prefix in ("arch.", "model."):
@@ -335,7 +335,7 @@ def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | list[str] | N
         overrides = pairs
     d = cfg.to_dict()
     for key, value in overrides.items():
-        section, name, transform = _resolve_key(key)
+        section, name, transform = resolve_key(key)
         if transform is not None:
             if isinstance(value, str) and name == "act_continue":
                 value = _coerce("model", "act_continue", value)
@@ -489,8 +489,15 @@ PRESETS: dict[str, tuple[str, dict]] = {
 }
 
 
-def preset_names() -> list[str]:
-    return list(PRESETS)
+def presets_table() -> str:
+    """The named configurations as ``trmlab presets`` prints them: data, width, T, n, N_sup, description."""
+    lines = [f"{'name':30s} {'task data':34s} {'hidden':>6s} {'T':>2s} {'n':>2s} {'N_sup':>5s}  description"]
+    for name, (desc, _) in PRESETS.items():
+        c = get_preset(name)
+        m = c.model
+        lines.append(f"{name:30s} {c.data:34s} {m.hidden_size:6d} {m.n_recursions:2d} {m.n_latent_steps:2d} "
+                     f"{m.n_supervision:5d}  {desc}")
+    return "\n".join(lines)
 
 
 def get_preset(name: str, overrides: Mapping[str, Any] | list[str] | None = None) -> RunConfig:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from trmlab import cli
-from trmlab.workbench import bench as B
+from trmlab.bench import speed as B
 
 TINY = {"tiny": B.Case("tiny", "cpu_tiny", "cpu_tiny at batch 2", 2, 2, 2, 2),
         "tiny_mlp": B.Case("tiny_mlp", "cpu_mlp_sudoku4", "TRM-MLP at batch 2", 2, 0, 2, 0, compile=False)}

@@ -37,7 +37,7 @@ def _tiny_arc(tmp_path):
 
 def test_training_and_eval_report_pooled_and_per_checkpoint_pass_at_k(tmp_path, capsys):
     from trmlab.cli import main
-    from trmlab.train.inference import evaluate_run
+    from trmlab.runs import evaluate_run
 
     data = _tiny_arc(tmp_path)
     cfg = get_preset("cpu_tiny", ["data=" + str(data), "evaluators=arc", "arc_pool_votes=true",

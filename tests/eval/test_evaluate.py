@@ -230,7 +230,7 @@ def test_trained_4x4_run_learned_halting_uses_fewer_steps(trained_sudoku4, tmp_p
     halting reports learned halting would answer), and `trmlab eval --halting learned` prints it."""
     from trmlab.cli import main
     from trmlab.train import checkpoint as ckpt
-    from trmlab.train.inference import evaluate_run, load_run
+    from trmlab.runs import evaluate_run, load_run
 
     _, run, _ = trained_sudoku4
     model, cfg = load_run(run, checkpoint="last")

@@ -4,7 +4,7 @@ import torch
 
 from trmlab.config import get_preset
 from trmlab.model import build_model
-from trmlab.workbench.bench import random_batch
+from trmlab.bench.speed import random_batch
 
 
 @pytest.mark.parametrize("preset", ["cpu_tiny", "cpu_mlp_sudoku4", "cpu_hrm_sudoku4"])

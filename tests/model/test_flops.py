@@ -7,7 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from trmlab.config import ModelConfig, get_preset
 from trmlab.model.flops import Gemm, inference_flops, inference_gemms, total_flops, train_flops, train_gemms
-from trmlab.workbench.bench import TrainStep
+from trmlab.bench.speed import TrainStep
 
 
 def test_hand_count_of_a_tiny_model():

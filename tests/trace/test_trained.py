@@ -9,7 +9,7 @@ def test_accuracy_rises_along_the_steps(trained_sudoku4):
     from trmlab.trace import trace
     from trmlab.viz.pickers import from_dataset
 
-    from trmlab.train.inference import load_run
+    from trmlab.runs import load_run
 
     data, run, result = trained_sudoku4
     model, _ = load_run(str(run))

@@ -25,7 +25,7 @@ def test_resume_keeps_the_dtype_auto_chose(tmp_path, monkeypatch):
 
 
 def test_evaluations_on_a_cpu_run_in_fp32_and_never_measure(monkeypatch):
-    from trmlab.train.inference import cfg_dtype
+    from trmlab.runs import cfg_dtype
 
     def never(*a, **k):
         raise AssertionError("a CPU evaluation measured bf16 against fp32")

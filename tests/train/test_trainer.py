@@ -197,7 +197,7 @@ def test_existing_run_is_not_overwritten_and_resume_needs_a_run(sudoku4, tmp_pat
 
 
 def test_run_folder_contents_and_inference(sudoku4, tmp_path):
-    from trmlab.train.inference import evaluate_run, load_run, solve
+    from trmlab.runs import evaluate_run, load_run, solve
 
     cfg = get_preset("cpu_tiny", tiny(sudoku4, "ema=true"))
     metrics = train(cfg, tmp_path / "run", progress=False)
@@ -290,7 +290,7 @@ def test_best_is_chosen_on_validation_never_on_test(sudoku4, tmp_path, monkeypat
     """Validation and test disagree on purpose: best.pt is the validation-best step (4), not the
     test-best (6); ties keep the first; the best survives a resume; every record says how it was chosen."""
     from trmlab.train.checkpoint import choose_checkpoint
-    from trmlab.train.inference import evaluate_run
+    from trmlab.runs import evaluate_run
 
     val_score = {2: 0.25, 4: 0.75, 6: 0.5, 8: 0.75}    # step 8 ties step 4: the first one stays best
     test_score = {2: 0.1, 4: 0.3, 6: 0.95, 8: 0.4}     # the test split would pick step 6

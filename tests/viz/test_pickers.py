@@ -66,7 +66,7 @@ def test_arc_task_json():
 @pytest.fixture
 def tiny_run(monkeypatch):
     """``solve_text`` with a tiny untrained 4x4-Sudoku / 5x5-maze / ARC model instead of a run folder."""
-    import trmlab.train.inference as inference
+    import trmlab.runs.inference as inference
 
     from trmlab.train.checkpoint import CheckpointChoice
 

@@ -5,8 +5,9 @@ import nbformat
 import pytest
 
 from trmlab.data.format import DatasetError
-from trmlab.workbench import datasets, reports
-from trmlab.workbench.runs import notebook_parameters, parse_value
+from trmlab.data import catalog as datasets
+from trmlab.workbench import reports
+from trmlab.workbench.execute import notebook_parameters, parse_value
 from trmlab.workbench.sweep import SweepError, parse_grid, parse_seeds
 
 
@@ -37,7 +38,7 @@ def test_parameters_are_read_even_with_equals_in_comments(tmp_path):
 
 
 def test_ensure_dataset_builds_a_known_recipe_and_explains_the_rest(tmp_path, monkeypatch):
-    monkeypatch.setitem(datasets.RECIPES, "tiny4", ("sudoku", dict(generate=12, size=4, num_aug=0,
+    monkeypatch.setitem(datasets.DATASETS, "tiny4", ("sudoku", dict(generate=12, size=4, num_aug=0,
                                                                     test_generate=4, seed=0)))
     folder = datasets.ensure_dataset(tmp_path / "tiny4", progress=False, echo=lambda *a: None)
     assert datasets.is_built(folder)
@@ -50,7 +51,7 @@ def test_ensure_dataset_builds_a_known_recipe_and_explains_the_rest(tmp_path, mo
     (tmp_path / "junk" / "x.txt").write_text("x")
     with pytest.raises(DatasetError, match="not a built dataset"):
         datasets.ensure_dataset(tmp_path / "junk")
-    assert datasets.recipe_command("sudoku4") == ("trmlab data sudoku --out data/sudoku4 --generate 500 --size 4 "
+    assert datasets.build_command("sudoku4") == ("trmlab data sudoku --out data/sudoku4 --generate 500 --size 4 "
                                                   "--num-aug 100 --test-generate 300 --seed 0")
 
 

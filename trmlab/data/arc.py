@@ -225,10 +225,6 @@ def _pair_hash(a: np.ndarray, b: np.ndarray) -> bytes:
     return h.digest()
 
 
-def _version_hash(pairs) -> bytes:
-    return hashlib.sha256(b"".join(sorted(_pair_hash(a, b) for a, b in pairs))).digest()
-
-
 def augment_versions(pairs, num_aug: int, rng: np.random.Generator) -> List[Tuple[int, np.ndarray]]:
     """[(dihedral id, perm)]: the original first, then up to ``num_aug`` distinct augmented versions.
 

@@ -68,6 +68,13 @@ class DatasetMetadata:
     total_puzzles: Optional[int] = None
     sets: List[str] = dataclasses.field(default_factory=lambda: ["all"])
 
+    def apply_to(self, model_cfg) -> None:
+        """Copy what the data decides into a :class:`~trmlab.config.ModelConfig`: ``vocab_size``,
+        ``seq_len`` and the number of puzzle identifiers."""
+        model_cfg.vocab_size = int(self.vocab_size)
+        model_cfg.seq_len = int(self.seq_len)
+        model_cfg.num_puzzle_identifiers = int(self.num_puzzle_identifiers)
+
     def to_dict(self) -> Dict[str, Any]:
         d = dataclasses.asdict(self)
         if d["total_puzzles"] is None:

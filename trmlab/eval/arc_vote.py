@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from trmlab.data.arc import MAX_GRID as GRID
 from trmlab.data.arc import crop_sizes, invert_version, parse_version_name
@@ -58,16 +59,11 @@ def grid_hash(grid: np.ndarray) -> str:
 
 
 def _to_numpy(x: Any) -> np.ndarray:
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            x = x.detach()
-            if x.is_floating_point():
-                x = x.to(torch.float64)
-            return x.cpu().numpy()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    if isinstance(x, torch.Tensor):
+        x = x.detach()
+        if x.is_floating_point():
+            x = x.to(torch.float64)
+        return x.cpu().numpy()
     return np.asarray(x)
 
 

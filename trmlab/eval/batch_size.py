@@ -6,7 +6,7 @@
 * on a CPU, the fastest of :data:`CANDIDATES` (puzzles per second through one supervision step of this
   model, in its dtype, measured on random puzzles), because on a CPU a bigger batch is often slower:
   once a batch's activations outgrow the caches every elementwise pass goes to memory. Measured with
-  ``bench/eval_batch.py`` (2 cores, fp32, puzzles/s at batch 16 / 64 / 256 / 1024): ``cpu_sudoku4``
+  ``python -m trmlab.bench.eval_batch`` (2 cores, fp32, puzzles/s at batch 16 / 64 / 256 / 1024): ``cpu_sudoku4``
   387 / 610 / 702 / 548, ``cpu_sudoku9`` 46 / 32 / 27 / 23, ``cpu_mlp_sudoku4`` 469 / 552 / 213 / 174 --
   no single size is right for all three, and the global batch is often far from the best.
 
@@ -22,8 +22,12 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
+import os
+
 import torch
 
+from ..config import RunConfig
+from ..data.loader import TestLoader
 from ..model import DeepSupervision, run_to_halt
 
 #: evaluation batches tried on a CPU, smallest first
@@ -83,3 +87,15 @@ def auto_eval_batch(model: DeepSupervision, configured: int, global_batch: int, 
     device = next(model.parameters()).device
     return choose_eval_batch(configured, global_batch, device,
                              lambda b: step_seconds(model, b, cfg.seq_len, cfg.vocab_size), world_size)
+
+
+def test_loader(cfg: RunConfig, data: str | os.PathLike, batch_size: Optional[int] = None,
+                model: Optional[DeepSupervision] = None) -> TestLoader:
+    """The test-split loader of ``data`` for evaluating a run with config ``cfg``: batches of
+    ``batch_size``, else the run's ``eval_batch_size``, else (auto) with ``model`` on a CPU the fastest
+    batch measured (:func:`auto_eval_batch`), else the global batch size capped at 256."""
+    size = batch_size or cfg.train.eval_batch_size
+    if not size:
+        fallback = min(cfg.train.global_batch_size, 256)
+        size = auto_eval_batch(model, 0, fallback)[0] if model is not None else fallback
+    return TestLoader(data, size)

@@ -20,10 +20,14 @@ from notebooks.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
 import torch
+
+from ..io import write_json_atomic
 
 from ..model import DeepSupervision, supervision_steps, wants_to_halt
 from .metrics import StepwiseAccuracy, sequence_correctness
@@ -185,3 +189,62 @@ def headline(metrics: dict) -> tuple[str, float]:
     if metrics.get("halting") == "learned":
         return "halt/exact_accuracy", metrics.get("halt/exact_accuracy", 0.0)
     return "all/exact_accuracy", metrics.get("all/exact_accuracy", 0.0)
+
+
+#: the metrics ``trmlab train``, ``trmlab eval`` and ``trmlab zoo train`` print, when present
+HEADLINE_KEYS = ("all/exact_accuracy", "all/exact_accuracy_low", "all/exact_accuracy_high", "all/token_accuracy",
+                 "halt/exact_accuracy", "halt/mean_steps", "q_halt_accuracy", "ARC/pass@1", "ARC/pass@2")
+
+
+def format_metrics(metrics: dict) -> str:
+    """The headline metrics of an evaluation, one ``key: value`` a line (:data:`HEADLINE_KEYS`)."""
+    return "\n".join(f"{k}: {metrics[k]:.4f}" for k in HEADLINE_KEYS if k in metrics)
+
+
+def format_halting(metrics: dict) -> str:
+    """The halting summary of an evaluation: what was run, accuracy of the answers given, steps used."""
+    N = metrics["n_supervision"]
+    learned = metrics.get("halting") == "learned"
+    key = "halt" if learned else "all"
+    lines = [f"{metrics.get('halting', 'max')} halting: exact_accuracy {metrics[f'{key}/exact_accuracy']:.4f} "
+             f"[95% CI {metrics[f'{key}/exact_accuracy_low']:.4f}, {metrics[f'{key}/exact_accuracy_high']:.4f}] "
+             f"token_accuracy {metrics[f'{key}/token_accuracy']:.4f} over {metrics[f'{key}/count']} puzzles"
+             + (f"; step {metrics['checkpoint_step']} ({metrics['checkpoint_choice']})" if "checkpoint_choice" in metrics
+                else "")]
+    hist = [int(metrics.get(f"halt/steps_hist/{k}", 0)) for k in range(1, N + 1)]
+    if learned:
+        lines.append(f"steps used: mean {metrics['halt/mean_steps']:.2f} of max {N}; compute saved vs all {N} steps: "
+                     f"{metrics['halt/compute_saved']:.1%} ({metrics['steps_run']} supervision steps run)")
+    else:
+        lines.append(f"learned halting would answer: exact_accuracy {metrics['halt/exact_accuracy']:.4f} with mean "
+                     f"{metrics['halt/mean_steps']:.2f} of {N} steps (would save {metrics['halt/compute_saved']:.1%}); "
+                     f"run with --halting learned to stop each puzzle at its own step")
+    lines.append("puzzles halted at step: " + ", ".join(f"{k}: {n}" for k, n in enumerate(hist, start=1)))
+    for k in sorted(metrics):
+        if k.startswith("ARC_pooled/"):
+            lines.append(f"{k}: {metrics[k]:.4f} (votes pooled over checkpoints "
+                         f"{', '.join(metrics.get('arc_pooled_checkpoints', []))}; ARC/... is this checkpoint alone)")
+    return "\n".join(lines)
+
+
+def format_evaluation(metrics: dict) -> str:
+    """What ``trmlab eval`` prints: the checkpoint and how it was chosen, exact accuracy by supervision
+    step, the headline metrics (:func:`format_metrics`) and the halting summary (:func:`format_halting`)."""
+    lines = [f"checkpoint {metrics['checkpoint']} (step {metrics['checkpoint_step']}), "
+             f"chosen as: {metrics['checkpoint_choice']}"]
+    steps = sorted(int(k[4:].split("/")[0]) for k in metrics if k.startswith("step") and k.endswith("/exact_accuracy"))
+    if steps:
+        lines.append("exact accuracy by supervision step: " + ", ".join(
+            f"{s}: {metrics[f'step{s}/exact_accuracy']:.3f}" for s in steps))
+    head = format_metrics(metrics)
+    return "\n".join(lines + ([head] if head else []) + [format_halting(metrics)])
+
+
+def save_evaluation(run: str | os.PathLike, metrics: dict, checkpoint: str, n_supervision: int,
+                    halting: str) -> Path:
+    """Write an evaluation's metrics as ``<run>/eval_<checkpoint>_N<n_supervision>_<halting>.json`` (the
+    file reports, the index and 05-compare read) and return its path. Per-puzzle ``records`` are left out."""
+    path = Path(run) / f"eval_{checkpoint}_N{n_supervision}_{halting}.json"
+    write_json_atomic(path, {k: v for k, v in metrics.items() if k != "records"}, indent=2, sort_keys=True,
+                      default=float)
+    return path

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from .trm import Observer, TinyRecursiveModel
+from .trm import Observer, TinyRecursiveModel, count_parameters
 
 BATCH_KEYS = ("inputs", "labels", "puzzle_identifiers")
 
@@ -87,6 +87,22 @@ class DeepSupervision(nn.Module):
     @property
     def puzzle_emb(self):
         return self.core.embed.puzzle_emb
+
+    def summary(self) -> str:
+        """A few lines naming the network, its parts with their parameter counts, and the recursion's shape
+        in trmlab's names and the reference's (``trmlab model``)."""
+        core = self.core
+        lines = [f"{type(core).__name__}  (deep supervision wrapper: {type(self).__name__})"]
+        for name, child in core.named_children():
+            n = count_parameters(child)
+            if n or name in ("embed",):
+                lines.append(f"  {name:12s} {type(child).__name__:18s} {n:>12,d} params")
+        c = core.cfg
+        lines.append(f"  recursion: T={c.n_recursions} (H_cycles) x [n={c.n_latent_steps} latent updates (L_cycles) + 1 "
+                     f"answer update], N_sup={c.n_supervision} (halt_max_steps); "
+                     f"mixer={'mlp_t' if c.mlp_t else 'attention'}, gradient={c.gradient}, latent={c.latent_mode}, "
+                     f"separate_networks={c.separate_networks}")
+        return "\n".join(lines)
 
     def initial_carry(self, batch: dict) -> Carry:
         """Empty states with every slot halted, so the first call fills every slot from its batch."""

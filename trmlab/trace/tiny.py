@@ -6,6 +6,7 @@ import torch
 
 from trmlab.config import get_preset
 from trmlab.data.arc import encode_arc_grid
+from trmlab.model import build_model
 
 from .tasks import TaskSpec
 
@@ -13,8 +14,6 @@ from .tasks import TaskSpec
 def tiny_model(task: TaskSpec, hidden: int = 32, heads: int = 2, n_recursions: int = 2, n_latent_steps: int = 2,
                n_supervision: int = 2, seed: int = 0, num_puzzle_identifiers: int = 1, **model_overrides):
     """An untrained TRM sized for ``task`` (random weights: the recursion runs, nothing is learnt)."""
-    from trmlab.model import build_model
-
     cfg = get_preset("cpu_tiny").model
     cfg.hidden_size, cfg.num_heads = hidden, heads
     cfg.n_recursions, cfg.n_latent_steps, cfg.n_supervision = n_recursions, n_latent_steps, n_supervision

@@ -22,7 +22,10 @@ from typing import Optional
 
 import torch
 
+from ..config import RunConfig
 from ..io import atomic_write
+from ..model import DeepSupervision, build_model
+from .distributed import resolve_device, resolve_dtype
 
 
 class CheckpointError(RuntimeError):
@@ -167,3 +170,35 @@ def choose_checkpoint(run_or_file: str | os.PathLike, which: str = "last", map_l
     else:
         how = f"{which} chosen by the user"
     return CheckpointChoice(file, None if step is None else int(step), how), state
+
+
+def model_from_state(file: str | os.PathLike, state, ema: bool = True, device: str = "cpu",
+                     dtype: str = "float32") -> tuple[DeepSupervision, RunConfig]:
+    """The model a loaded checkpoint ``state`` (from ``file``) holds, in eval mode on ``device`` in
+    ``dtype``, and its run config. With ``ema=True`` the EMA weights are used when the run kept them,
+    as the reference evaluates."""
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise CheckpointError(f"{file}: not a trmlab checkpoint (missing config/model)")
+    cfg = RunConfig.from_dict(state["config"])
+    model = build_model(cfg.model)
+    model.load_state_dict(state["model"])
+    if ema and state.get("ema") is not None:
+        params = [q for q in model.parameters() if q.requires_grad]
+        with torch.no_grad():
+            for q, s in zip(params, state["ema"]["shadow"]):
+                q.copy_(s)
+    dev = resolve_device(device)
+    model.to(dev)
+    model.set_forward_dtype(resolve_dtype(dtype, dev, cfg.model))
+    model.eval()
+    return model, cfg
+
+
+def load_model(run_or_file: str | os.PathLike, which: str = "last", ema: bool = True, device: str = "cpu",
+               dtype: str = "float32") -> tuple[DeepSupervision, RunConfig, CheckpointChoice]:
+    """The model of a run folder's checkpoint ``which`` (or of a checkpoint file), its config, and which
+    checkpoint it is (:func:`choose_checkpoint`). Run folders only: a reference that may name a zoo model
+    goes through :func:`trmlab.runs.open_run`."""
+    choice, state = choose_checkpoint(run_or_file, which)
+    model, cfg = model_from_state(choice.file, state, ema, device, dtype)
+    return model, cfg, choice

@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from .. import machine
 from ..config import ModelConfig
+from ..model.layers import Block, RotaryEmbedding
 
 
 @dataclass
@@ -91,8 +92,6 @@ def block_seconds(model_cfg: ModelConfig, dtype: str, batch: int = 8, seconds: f
     backward on ``batch`` random samples in ``dtype`` on the CPU: the short measurement behind
     ``dtype=auto``. Weights stay fp32 and are cast at every call, as in the model."""
     import time
-
-    from ..model.layers import Block, RotaryEmbedding
 
     L = model_cfg.seq_len + model_cfg.puzzle_positions
     head_dim = model_cfg.hidden_size // model_cfg.num_heads

@@ -29,11 +29,12 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..config import RunConfig, load_config
+from ..config import RunConfig, apply_overrides, load_config
 from ..data.format import VAL_SPLIT, has_split, read_build_info, read_identifiers, read_metadata
 from ..data.loader import TestLoader, TrainLoader
+from ..eval.arc_vote import ArcEvaluator
 from ..eval.batch_size import auto_eval_batch
-from ..eval.evaluate import evaluate, headline
+from ..eval.evaluate import evaluate, format_metrics, headline
 from ..io import write_json_atomic
 from ..model import Carry, build_model, count_parameters
 from . import checkpoint as ckpt
@@ -73,14 +74,6 @@ def total_steps(epochs: int, total_groups: int, mean_puzzle_examples: float, glo
     return int(epochs * total_groups * mean_puzzle_examples / global_batch_size)
 
 
-def fill_from_metadata(cfg: RunConfig, meta) -> RunConfig:
-    """Copy vocab_size, seq_len and the number of puzzle identifiers from the dataset into the model."""
-    cfg.model.vocab_size = int(meta.vocab_size)
-    cfg.model.seq_len = int(meta.seq_len)
-    cfg.model.num_puzzle_identifiers = int(meta.num_puzzle_identifiers)
-    return cfg
-
-
 class Trainer:
     """Holds the whole training state; ``run()`` trains until the schedule (or a budget) ends."""
 
@@ -103,7 +96,7 @@ class Trainer:
         self.loader = TrainLoader(cfg.data, t.global_batch_size, rank=self.dist.rank,
                                   world_size=self.dist.world_size, seed=t.seed, epochs_per_block=t.eval_interval)
         meta = self.loader.metadata
-        fill_from_metadata(cfg, meta)
+        meta.apply_to(cfg.model)
         self.total_steps = total_steps(t.epochs, meta.total_groups, meta.mean_puzzle_examples, t.global_batch_size)
         if self.total_steps < 1:
             raise TrainingError(f"the schedule has no step: epochs={t.epochs} x {meta.total_groups} groups x "
@@ -243,8 +236,6 @@ class Trainer:
                             world_size=self.dist.world_size, split=split)
         arc = None
         if "arc" in t.evaluators:
-            from ..eval.arc_vote import ArcEvaluator
-
             if split == "test":
                 arc = self.arc_evaluator()  # one evaluator for the run: votes pooled when asked
             else:  # the held-out training tasks of val_puzzles.json
@@ -267,8 +258,6 @@ class Trainer:
         if "arc" not in t.evaluators:
             return None
         if self._arc is None:
-            from ..eval.arc_vote import ArcEvaluator
-
             self._arc = ArcEvaluator.from_dataset(self.cfg.data, pool_across_evaluations=t.arc_pool_votes)
         return self._arc
 
@@ -431,8 +420,6 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, progress: bool = True,
 def resume(out_dir: str | os.PathLike, overrides=None, progress: bool = True,
            on_log: Optional[Callable[[int, str, dict], None]] = None) -> dict:
     """Continue the run in ``out_dir`` exactly where its last checkpoint left it."""
-    from ..config import apply_overrides
-
     cfg = load_config(str(Path(out_dir) / "config.json"))
     cfg = apply_overrides(cfg, overrides)
     trainer = Trainer(cfg, out_dir, resume=True, progress=progress, on_log=on_log)
@@ -440,6 +427,17 @@ def resume(out_dir: str | os.PathLike, overrides=None, progress: bool = True,
         return trainer.run()
     finally:
         D.teardown()
+
+
+def training_summary(out_dir: str | os.PathLike, metrics: dict) -> str:
+    """What ``trmlab train`` prints when a run ends: the test split's metrics of the last checkpoint
+    (reported, never used to choose), how ``best.pt`` was chosen, and what was written."""
+    last, state = ckpt.choose_checkpoint(out_dir, "last")
+    head = format_metrics(metrics)
+    return "\n".join([f"test split, checkpoint {last.describe()} (reported; the test split chooses nothing):",
+                      *([head] if head else []),
+                      f"best.pt: {state.get('selection', {}).get('text', 'not recorded')}",
+                      f"wrote {out_dir} (config.json, metrics.jsonl, checkpoints/)"])
 
 
 def _read_json(path: Path):

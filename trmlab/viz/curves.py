@@ -143,11 +143,6 @@ def _n_steps(e: dict) -> int:
     return max([int(k[4:].split("/")[0]) for k in e if k.startswith("step") and k.endswith("/exact_accuracy")] or [0])
 
 
-def run_figure(run_dir: str | os.PathLike, title: str = ""):
-    """:func:`training_figure` of a finished (or running) run folder."""
-    return training_figure(read_metrics(run_dir, "train"), read_metrics(run_dir, "eval"), title=title)
-
-
 def eval_table_html(run_dir: str | os.PathLike) -> str:
     """The run's evaluations as an HTML table: step, minutes, exact accuracy by supervision step, the
     last step's 95% interval, learned halting (exact accuracy, mean steps)."""

@@ -21,7 +21,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .notebook import resolve, resolve_run
+from ..paths import resolve
+from ..runs import resolve_run
 from .results import RunSummary, config_differences, find_runs, is_run_folder, read_run
 
 DEFAULT_METRIC = "all/exact_accuracy"
@@ -36,7 +37,7 @@ def resolve_runs(runs: str | os.PathLike | Iterable[str | os.PathLike], root: Op
         raise ValueError("runs: give at least one run folder or glob (e.g. \"runs/*\")")
     out: list[Path] = []
     for item in items:
-        p = resolve(item, root) if glob.has_magic(str(item)) else resolve_run(item, root)
+        p = resolve(item, root) if glob.has_magic(str(item)) else resolve_run(item, root).folder
         if glob.has_magic(str(item)):
             matches = [Path(m) for m in sorted(glob.glob(str(p)))]
             found = [m for m in matches if m.is_dir() and is_run_folder(m)]

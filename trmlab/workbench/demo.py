@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .datasets import ensure_dataset
-from .training import auto_threads
-from .notebook import display_path, resolve
+from ..data.catalog import ensure_dataset
+from ..machine import auto_threads
+from ..paths import display_path, resolve
+from .execute import NotebookError, NotebookFailed, find_notebook, run_notebook
 from .reports import report_runs
 from .results import is_run_folder, read_run
-from .runs import NotebookFailed, find_notebook, NotebookError, run_notebook
 
 DEMO_RUN = "runs/demo-sudoku4"
 DEMO_DATA = "data/sudoku4"

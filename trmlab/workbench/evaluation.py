@@ -7,7 +7,7 @@ says so), at the run's evaluation steps N and, with ``extra_steps``, at N + extr
 than the run was evaluated, and the model trained, with). Every evaluation is
 :func:`trmlab.eval.evaluate.evaluate` with per-puzzle records; when it covers the run's own whole test
 split it is saved in the run folder as ``eval_<checkpoint>_N<N>_<halting>.json``
-(:func:`trmlab.train.inference.save_evaluation`), the file reports, the index and 05-compare read.
+(:func:`trmlab.eval.evaluate.save_evaluation`), the file reports, the index and 05-compare read.
 
 The :class:`RunEvaluation` it returns gives what :mod:`trmlab.viz.evaluation` draws: accuracy against
 supervision steps with 95% Wilson intervals, fixed against learned halting, the halting steps of right
@@ -23,13 +23,13 @@ from typing import Optional
 
 import numpy as np
 
-from ..eval.evaluate import HALTING, evaluate
-from ..train.inference import cfg_dtype, open_run, save_evaluation, test_loader
+from ..eval.arc_vote import ArcEvaluator
+from ..eval.batch_size import test_loader
+from ..eval.evaluate import HALTING, evaluate, save_evaluation
+from ..paths import resolve
+from ..runs import cfg_dtype, open_run, resolve_run
 from ..trace.tasks import TaskSpec, dataset_task
 from ..viz.tables import Table
-from ..train import zoo
-from .datasets import run_dataset
-from .notebook import outputs_dir, resolve, resolve_run, zoo_run_for
 
 #: the ``halting`` parameter of the notebook -> the evaluations run at each step budget
 MODES = {"both": ("max", "learned"), "max": ("max",), "learned": ("learned",)}
@@ -231,19 +231,20 @@ def evaluate_for_notebook(run: str | os.PathLike = "", checkpoint: str = "last",
         raise ValueError(f"steps, extra_steps and max_puzzles must be >= 0, got {steps}, {extra_steps}, {max_puzzles}")
     if not run and not task:
         raise ValueError("give a run (a run folder or a zoo name) or a task whose zoo model to evaluate")
-    run_dir = resolve_run(run, root) if run else zoo_run_for(task)
-    is_zoo = zoo.is_zoo_folder(run_dir)
-    if not is_zoo and not (run_dir / "checkpoints").is_dir():
+    resolved = resolve_run(run, root, task=task)
+    run_dir = resolved.folder
+    if not resolved.is_zoo and not (resolved.checkpoint_file or (run_dir / "checkpoints").is_dir()):
         raise ValueError(f"run: {run_dir} is not a trained run folder (no checkpoints/) nor a zoo model; train one "
                          f"with notebooks/02-train.ipynb or `trmlab demo`, or give a zoo name (`trmlab zoo list`)")
-    model, cfg, choice = open_run(run_dir, checkpoint, device=device, dtype=cfg_dtype(device))
-    if is_zoo:
-        own = run_dataset(run_dir, cfg, root)
+    model, cfg, choice = open_run(resolved, checkpoint, device=device, dtype=cfg_dtype(device))
+    if data:
+        data_dir = resolve(data, root)
+        try:  # the run's own dataset, if it is there, decides whether this one is foreign
+            own = resolved.dataset(build=False, cfg=cfg)
+        except (FileNotFoundError, ValueError):
+            own = None
     else:
-        own = resolve(cfg.data, root) if cfg.data else None
-    data_dir = resolve(data, root) if data else own
-    if data_dir is None:
-        raise ValueError(f"{run_dir / 'config.json'}: the run names no dataset (data); set the data parameter")
+        data_dir = own = resolved.dataset(cfg=cfg)
     if not (data_dir / "test").is_dir():
         raise ValueError(f"data: {data_dir} has no test split (test/); build the dataset first "
                          f"(notebooks/01-data.ipynb or `trmlab data`)")
@@ -269,7 +270,7 @@ def evaluate_for_notebook(run: str | os.PathLike = "", checkpoint: str = "last",
                                halting=mode, records=True)
             records = metrics.pop("records")
             metrics.update(choice.as_dict())
-            saved = None if why else save_evaluation(outputs_dir(run_dir, root), metrics, checkpoint, n, mode)
+            saved = None if why else save_evaluation(resolved.outputs, metrics, checkpoint, n, mode)
             results.append(Result(mode, n, metrics, records, saved))
     return RunEvaluation(run=run_dir, data=data_dir, task=task, checkpoint=choice.as_dict(),
                          train_steps=cfg.model.n_supervision, eval_steps=N, results=results, not_saved=why)
@@ -278,8 +279,6 @@ def evaluate_for_notebook(run: str | os.PathLike = "", checkpoint: str = "last",
 def _arc_evaluator(cfg, data_dir: Path):
     if "arc" not in cfg.train.evaluators:
         return None
-    from ..eval.arc_vote import ArcEvaluator
-
     return ArcEvaluator.from_dataset(data_dir)
 
 

@@ -6,7 +6,7 @@
 >>> rec.save()                               # runs/demo-sudoku4/recursion/{trace.npz, ...}
 
 The model comes from a trained run folder or a zoo model (``run``: a folder, or a zoo name such as
-``sudoku9``; the model that ``trmlab eval`` scores, loaded with ``trmlab.train.inference.load_run``),
+``sudoku9``; the model that ``trmlab eval`` scores, loaded with ``trmlab.runs.open_run``),
 or with no run from the zoo model of ``task``, or with neither is a tiny untrained TRM (or one trained
 for ``train_seconds`` on generated 4x4 Sudoku). A zoo model's dataset is built from its card when
 missing, and its files go to ``runs/zoo/<name>/`` (the shipped zoo is never written to). The puzzle comes from, in this order: ``puzzle_text``
@@ -28,14 +28,17 @@ from typing import Any, Optional
 
 import numpy as np
 
-from trmlab.config import RunConfig
+from trmlab.config import RunConfig, get_preset
+from trmlab.data.sudoku import build_sudoku, generate_puzzles
+from trmlab.paths import project_root, resolve
+from trmlab.runs import Run, load_run, open_run, resolve_run
 from trmlab.trace.recorder import EVENTS, Trace
+from trmlab.trace.tiny import tiny_model
+from trmlab.train.trainer import train
 from trmlab.trace.tasks import TaskSpec, dataset_task, infer_task, sudoku_spec
 from trmlab.viz.animation import export_html, png_strip
 from trmlab.viz.pickers import Picked, from_dataset, make_batch, parse_puzzle, pick_interesting, puzzle_summary
 
-from .datasets import run_dataset
-from .notebook import outputs_dir, project_root, resolve, resolve_run, zoo_run_for
 
 #: the recursion files written into a run folder (``RUN/recursion/...``), for reports and the README
 RECURSION_DIR = "recursion"
@@ -50,11 +53,10 @@ class Recursion:
     model: Any
     picked: Picked
     trace: Trace
-    run: Optional[Path]  # the run folder traced; None for a tiny model
+    run: Optional[Run]  # the run traced (resolved: folder, zoo or not, outputs); None for a tiny model
     config: Optional[RunConfig]  # the trained model's config (None for an untrained tiny model)
     data: Optional[Path]  # the dataset the puzzle comes from; None for a typed or generated puzzle
     source: str  # the model, in words
-    root: Optional[Path] = None  # the project root (where a zoo model's files go: runs/zoo/<name>)
 
     @property
     def n_supervision(self) -> int:
@@ -78,7 +80,7 @@ class Recursion:
         if out_dir:
             return Path(out_dir)
         if self.run is not None:
-            return outputs_dir(self.run, self.root) / RECURSION_DIR
+            return self.run.outputs / RECURSION_DIR
         return None
 
     def save(self, out_dir: Optional[str | os.PathLike] = None, max_frames: int = 200) -> dict:
@@ -119,8 +121,6 @@ def check_fits(model, task: TaskSpec, where: str) -> None:
 
 def generated_sudoku(size: int = 4, seed: int = 0) -> Picked:
     """One generated Sudoku with its solution (trmlab.data.sudoku), when there is no dataset."""
-    from trmlab.data.sudoku import generate_puzzles
-
     q, a, _ = generate_puzzles(1, n=size, seed=seed, difficulty="hard")[0]
     inputs = np.asarray(q).reshape(-1).astype(np.int64) + 1
     labels = np.asarray(a).reshape(-1).astype(np.int64) + 1
@@ -132,11 +132,6 @@ def generated_sudoku(size: int = 4, seed: int = 0) -> Picked:
 def train_tiny(seconds: float, workdir: str | os.PathLike):
     """A cpu_sudoku4 model trained ``seconds`` on 300 generated 4x4 Sudoku in ``workdir``:
     (model, config, data folder, run folder)."""
-    from trmlab.config import get_preset
-    from trmlab.data.sudoku import build_sudoku
-    from trmlab.train.inference import load_run
-    from trmlab.train.trainer import train
-
     workdir = Path(workdir)
     data = workdir / "sudoku4"
     build_sudoku(data, generate=300, size=4, num_aug=0, seed=0, test_generate=32, progress=False,
@@ -170,33 +165,29 @@ def prepare(run: Optional[str | os.PathLike] = None, data: Optional[str | os.Pat
     ``hardest`` / ``gain`` (:func:`trmlab.viz.pickers.rank_puzzles`) among ``candidates`` random test
     puzzles. ``n_supervision``: steps to trace; 0 = the run's evaluation steps (a tiny model: its
     N_sup). ``events``: which records to keep (trmlab.trace.EVENTS)."""
-    from trmlab.trace.tiny import tiny_model
-
     if pick not in PICK_RULES:
         raise ValueError(f"pick must be one of {', '.join(PICK_RULES)}, got {pick!r}")
     root = Path(root) if root is not None else project_root()
-    run_path = None
+    run_ref: Optional[Run] = None
     if run not in (None, ""):
-        run_path = resolve_run(run, root)
-        if not run_path.exists():
-            raise FileNotFoundError(f"run folder {run_path} does not exist (the `run` parameter), and {str(run)!r} "
-                                    f"is no zoo model (`trmlab zoo list`); train one with `trmlab train` or the "
-                                    f"02-train notebook")
+        run_ref = resolve_run(run, root)
+        if not run_ref.exists:
+            raise FileNotFoundError(f"run folder {run_ref.folder} does not exist (the `run` parameter), and "
+                                    f"{str(run)!r} is no zoo model (`trmlab zoo list`); train one with `trmlab train` "
+                                    f"or the 02-train notebook")
     elif task and not train_seconds:
-        run_path = zoo_run_for(task)
+        run_ref = resolve_run("", root, task=task)
     data_path = _as_path(data)
     data_path = resolve(data_path, root) if data_path is not None else None
     model = cfg = None
     source = ""
-    if run_path is not None:
-        from trmlab.train.inference import open_run
-
-        model, cfg, choice = open_run(run_path)
-        kind = "the zoo model" if choice.file.suffix == ".safetensors" else "the run"
-        source = (f"{kind} {run_path.name if kind == 'the zoo model' else run_path} ({cfg.preset or cfg.name}, "
+    if run_ref is not None:
+        model, cfg, choice = open_run(run_ref)
+        kind = "the zoo model" if run_ref.is_zoo else "the run"
+        source = (f"{kind} {run_ref.zoo_name if run_ref.is_zoo else run_ref.folder} ({cfg.preset or cfg.name}, "
                   f"{_n_params(model):,} parameters, step {choice.step})")
         if data_path is None and not puzzle_text:
-            data_path = run_dataset(run_path, cfg, root)
+            data_path = run_ref.dataset(cfg=cfg)
     elif train_seconds and train_seconds > 0:
         workdir = Path(tempfile.mkdtemp(prefix="trmlab-nb-"))
         model, cfg, gen_data, _ = train_tiny(train_seconds, workdir)
@@ -240,10 +231,10 @@ def prepare(run: Optional[str | os.PathLike] = None, data: Optional[str | os.Pat
     else:
         N, why = int(model.cfg.n_supervision), "the model's N_sup"
     meta = {"n_supervision_source": why, "source": source, "split": split if data_path is not None else None,
-            "run": str(run_path) if run_path is not None else None,
+            "run": str(run_ref.folder) if run_ref is not None else None,
             "data": str(data_path) if data_path is not None else None}
     tr = picked.trace(model, n_supervision=N, events=events, meta=meta)
-    return Recursion(model, picked, tr, run_path, cfg, data_path, source, root)
+    return Recursion(model, picked, tr, run_ref, cfg, data_path, source)
 
 
 def _n_params(model) -> int:

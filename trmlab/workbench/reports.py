@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from ..io import atomic_write, write_json_atomic
-from .notebook import display_path as _rel, project_root, resolve
+from ..paths import display_path as _rel, project_root, resolve
 from .results import RunFolderError, read_notebooks, read_run
 
 TEMPLATES = Path(__file__).parent / "templates"

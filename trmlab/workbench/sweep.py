@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ..io import atomic_write, write_json_atomic
-from .notebook import display_path as _rel, resolve
+from ..paths import display_path as _rel, resolve
 from .results import RunFolderError, read_notebooks, read_run
-from .runs import NotebookFailed, find_notebook, parse_value, run_notebook, split_parameters
+from .execute import NotebookFailed, find_notebook, parse_value, run_notebook, split_parameters
 
 
 class SweepError(ValueError):

@@ -21,7 +21,7 @@ For every case (a preset's model at a batch), dtype (fp32, bf16) and mode (eager
   in the same dtype, into a preallocated result), FLOP-weighted (the time all products would take at
   their measured speed); every training figure is also a fraction of it;
 * **peer**: lucidrains' ``tiny-recursive-model`` (the optional extra ``trmlab[bench]``) at the matched
-  configuration, in its own process (:mod:`trmlab.workbench.bench_peer`); every figure is also a ratio
+  configuration, in its own process (:mod:`trmlab.bench.peer`); every figure is also a ratio
   to it. Without the package the peer is reported as skipped.
 
 The JSON records the machine (:func:`trmlab.machine.cpu_info`), what ``dtype=auto`` picks for each case
@@ -362,9 +362,9 @@ def peer_matchable(cfg: RunConfig) -> Optional[str]:
 
 
 def run_peer(spec: dict, timeout: float = 3600) -> dict:
-    """Time the peer in its own process (``python -m trmlab.workbench.bench_peer``)."""
+    """Time the peer in its own process (``python -m trmlab.bench.peer``)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"])}
-    proc = subprocess.run([sys.executable, "-m", "trmlab.workbench.bench_peer", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "trmlab.bench.peer", json.dumps(spec)],
                           capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]

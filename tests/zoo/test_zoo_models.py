@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from trmlab.train import zoo
-from trmlab.workbench import zoo as wzoo
+from trmlab.zoo import store as zoo
+from trmlab.zoo import export as zexport
+from trmlab.zoo import recipes, training
 
 SHIPPED = ["maze10", "sudoku4", "sudoku6", "sudoku9"]
 
@@ -28,7 +29,7 @@ def test_the_zoo_ships_the_promised_models_within_30_mb():
 def test_card_agrees_with_the_files(name):
     folder = zoo.folder(name)
     card = zoo.read_card(folder)  # every key checked, config validated
-    assert card["task"] == name and wzoo.recipe_of(name).task == name
+    assert card["task"] == name and recipes.recipe_of(name).task == name
     w = folder / zoo.WEIGHTS
     assert hashlib.sha256(w.read_bytes()).hexdigest() == card["weights"]["sha256"]
     assert json.loads((folder / "config.json").read_text()) == card["config"]
@@ -45,13 +46,13 @@ def test_card_agrees_with_the_files(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_loads_and_scores_its_check_set_within_the_card_interval(name):
-    from trmlab.train.inference import load_run
+    from trmlab.runs import load_run
 
     model, cfg = load_run(name)  # safetensors: plain tensors, nothing executed on load
     card = zoo.read_card(zoo.folder(name))
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == card["parameters"]
     check = zoo.load_check_set(zoo.folder(name))
-    got = wzoo.check_accuracy(model, check, card["check"]["n_supervision"])
+    got = zexport.check_accuracy(model, check, card["check"]["n_supervision"])
     lo, hi = card["check"]["interval"]
     assert got["puzzles"] == card["check"]["puzzles"]
     assert lo <= got["exact_accuracy"] <= hi, (name, got, card["check"])
@@ -71,7 +72,7 @@ def test_the_models_reach_the_issue_s_targets(name, target, minutes):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_card_data_command_rebuilds_the_same_dataset(name, tmp_path):
     """`trmlab zoo train NAME` in a fresh project starts from the card's data (same hash), and trains."""
-    res = wzoo.train_zoo_model(name, steps=1, root=tmp_path, progress=False, echo=lambda *a: None)
+    res = training.train_zoo_model(name, steps=1, root=tmp_path, progress=False, echo=lambda *a: None)
     card = zoo.read_card(zoo.folder(name))
     from trmlab.data.format import dataset_hash
 

@@ -1,16 +1,6 @@
-"""Making and retraining zoo models: the recipes, ``trmlab zoo train``, and exporting a run to the zoo.
+"""Writing a trained run into the zoo as ``zoo/<name>/``: evaluated, with its weights, card, curves and
+check set (``trmlab zoo export RUN NAME``, for maintainers).
 
-The zoo itself (finding a model by name, reading its card, loading its safetensors weights) is
-:mod:`trmlab.train.zoo`, so that ``load_run`` takes zoo names; this module is the orchestration around
-it: building the data a card names, training by a recipe, evaluating, and writing ``zoo/<name>/``.
-
-A :class:`Recipe` says how a zoo model is made: its dataset (a recipe of
-:data:`trmlab.workbench.datasets.RECIPES`), the preset and overrides, the budget (steps, or minutes for
-a first training), evaluation cadence and threads. ``trmlab zoo train NAME`` follows the model's card
-when it has one (the exact number of steps the shipped model trained), else the recipe here; both
-build the same dataset and check its hash against the card before training.
-
->>> train_zoo_model("sudoku4", steps=5)          # runs/zoo-sudoku4, resumable like `trmlab train`
 >>> export("runs/zoo-sudoku4", "sudoku4")       # evaluate, write zoo/sudoku4/ (weights, card, curves)
 """
 from __future__ import annotations
@@ -28,131 +18,18 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..data.catalog import DATASETS, build_command
 from ..data.format import dataset_hash, open_split
-from ..eval.evaluate import evaluate
+from ..eval.batch_size import test_loader
+from ..eval.evaluate import evaluate, save_evaluation
 from ..io import atomic_write, current_umask, write_json_atomic
 from ..machine import cpu_info
-from ..train import zoo
-from ..train.inference import open_run, save_evaluation, test_loader
-from .datasets import RECIPES as DATA_RECIPES
-from .datasets import ensure_dataset, recipe_command
-from .notebook import display_path, resolve
+from ..paths import resolve
+from ..train.checkpoint import load_model
+from . import store
+from .recipes import RECIPES, Recipe, data_folder, recipe_of, train_command
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """How a zoo model is made. ``data``: a folder name of :data:`~trmlab.workbench.datasets.RECIPES`
-    (built under ``data/``); ``steps``: optimiser steps (0: train for ``minutes`` and record the steps
-    reached); ``eval_steps``: supervision steps the card's headline uses; ``by_step``: the card's
-    accuracy-by-step table goes to this many steps; ``check_puzzles``: the first test puzzles kept in
-    the zoo for the tests."""
-
-    name: str
-    task: str
-    title: str
-    data: str
-    preset: str
-    overrides: dict
-    steps: int = 0
-    minutes: float = 0.0
-    eval_every: int = 200
-    threads: int = 1
-    eval_steps: int = 4
-    by_step: int = 8
-    check_puzzles: int = 64
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-RECIPES: dict[str, Recipe] = {r.name: r for r in (
-    Recipe("sudoku4", "sudoku4", "TRM-Att (hidden 128, T=2, n=2) on generated 4x4 Sudoku: the demo's model",
-           data="sudoku4", preset="cpu_sudoku4", overrides={}, steps=1600, eval_every=200, threads=1,
-           eval_steps=4, by_step=8),
-    Recipe("sudoku6", "sudoku6", "TRM-Att (hidden 128, T=2, n=2) on generated 6x6 Sudoku",
-           data="sudoku6", preset="cpu_sudoku6", overrides={}, steps=2000, eval_every=250, threads=1,
-           eval_steps=6, by_step=10),
-    Recipe("sudoku9", "sudoku9", "TRM-MLP (hidden 128, T=2, n=3) on generated easy 9x9 Sudoku with 40 givens",
-           data="sudoku9-easy40", preset="cpu_sudoku9",
-           overrides={"hidden_size": 128, "mlp_t": True, "pos_encodings": "none", "global_batch_size": 64,
-                      "lr": 1e-3, "puzzle_emb_lr": 1e-3, "lr_warmup_steps": 100, "n_supervision": 4,
-                      "eval_supervision": 8, "eval_batch_size": 250, "dtype": "float32"},
-           minutes=105, eval_every=600, threads=1, eval_steps=8, by_step=12),
-    Recipe("maze10", "maze10", "TRM-MLP (hidden 128, T=2, n=3) on generated 10x10 mazes, shortest paths > 14 moves",
-           data="maze10", preset="cpu_maze8",
-           overrides={"n_latent_steps": 3, "global_batch_size": 64, "lr": 1e-3, "puzzle_emb_lr": 1e-3,
-                      "lr_warmup_steps": 100, "n_supervision": 4, "eval_supervision": 8, "eval_batch_size": 250,
-                      "dtype": "float32", "mlp_t": True, "pos_encodings": "none"},
-           minutes=58, eval_every=400, threads=2, eval_steps=8, by_step=12),
-)}
-
-
-def recipe_of(name: str) -> Recipe:
-    """The recipe zoo model ``name`` was (or will be) made with: its card's when it has one (the steps
-    it really trained), else :data:`RECIPES`'."""
-    if name in zoo.names():
-        card = zoo.read_card(zoo.folder(name))
-        try:
-            return Recipe(**card["recipe"])
-        except TypeError as e:
-            raise zoo.ZooError(f"{zoo.folder(name) / 'card.json'}: 'recipe': {e}") from None
-    if name not in RECIPES:
-        raise zoo.ZooError(f"no zoo model or recipe {name!r}; known: {', '.join(sorted(set(RECIPES) | set(zoo.names())))}")
-    return RECIPES[name]
-
-
-def data_folder(recipe: Recipe) -> str:
-    return f"data/{recipe.data}"
-
-
-def train_overrides(recipe: Recipe) -> dict:
-    """The recipe's overrides of its preset, eager unless the recipe says otherwise: the shipped models
-    were trained without ``torch.compile``, and a reproduction should run the same arithmetic."""
-    return {"compile": False, **recipe.overrides}
-
-
-def train_command(recipe: Recipe, run: str) -> str:
-    """The ``trmlab train`` command equivalent to ``trmlab zoo train`` for this recipe."""
-    ov = [f"{k}={v}" for k, v in train_overrides(recipe).items()]
-    budget = [f"max_steps={recipe.steps}"] if recipe.steps else [f"max_minutes={recipe.minutes:g}"]
-    return (f"OMP_NUM_THREADS={recipe.threads} trmlab train --preset {recipe.preset} --data {data_folder(recipe)} "
-            f"--out {run} {' '.join(ov + budget)}").replace("  ", " ")
-
-
-def ensure_zoo_data(recipe: Recipe, card: Optional[dict] = None, progress: bool = True, echo: Callable = print,
-                    root: Optional[str | os.PathLike] = None) -> tuple[Path, str]:
-    """Build (if missing) the recipe's dataset under the project ``root`` and return it with its hash;
-    with a ``card``, the hash must be the card's (the same data the shipped model trained on), else
-    :class:`~trmlab.train.zoo.ZooError`."""
-    folder = ensure_dataset(resolve(data_folder(recipe), root), progress=progress, echo=echo)
-    h = dataset_hash(folder)
-    if card is not None and card["data"]["hash"] != h:
-        raise zoo.ZooError(
-            f"{folder}: dataset hash {h[:16]}... differs from the card's {card['data']['hash'][:16]}... "
-            f"({card['name']}'s card.json, data.hash): this is not the data the zoo model trained on. "
-            f"Remove the folder so it is rebuilt with `{card['data']['command']}`")
-    return folder, h
-
-
-def train_zoo_model(name: str, run: str = "", steps: int = 0, progress: bool = True, echo: Callable = print,
-                    root: Optional[str | os.PathLike] = None):
-    """``trmlab zoo train NAME``: build the data (checking its hash against the card), then train by the
-    recipe into ``run`` (default ``runs/zoo-<name>``), resuming a run already there. ``steps`` > 0 stops
-    early (a quick check); otherwise the card's steps, or the recipe's budget for a new model."""
-    from .training import train_run
-
-    recipe = recipe_of(name)
-    card = zoo.read_card(zoo.folder(name)) if name in zoo.names() else None
-    run = resolve(run or f"runs/zoo-{name}", root)
-    folder, h = ensure_zoo_data(recipe, card, progress, echo, root=root)
-    echo(f"data {display_path(folder, root)}: hash {h}" + (" (the card's)" if card else ""))
-    n_steps = steps or recipe.steps
-    return train_run(recipe.preset, run, overrides=train_overrides(recipe), data=str(folder), steps=n_steps,
-                     minutes=0.0 if n_steps else recipe.minutes, eval_every=recipe.eval_every,
-                     threads=recipe.threads, wandb_mode="disabled", if_exists="resume", progress=progress, echo=echo)
-
-
-# ------------------------------------------------------------------------------------------- export
 def _first_test_puzzles(data: Path, k: int) -> dict[str, torch.Tensor]:
     first = open_split(data, "test", mmap=False).first
     k = min(k, first.num_examples)
@@ -195,12 +72,12 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
     default the one in :data:`RECIPES` (what the run was trained by), else the current card's."""
     recipe = recipe or RECIPES.get(name) or recipe_of(name)
     if recipe.name != name:
-        raise zoo.ZooError(f"recipe {recipe.name!r} exported under another name {name!r}")
+        raise store.ZooError(f"recipe {recipe.name!r} exported under another name {name!r}")
     run = resolve(run, root)
-    model, cfg, choice = open_run(run, "last")
+    model, cfg, choice = load_model(run, "last")
     data = resolve(data_folder(recipe), root)
     h = dataset_hash(data)
-    root = Path(zoo_root) if zoo_root else zoo.zoo_dir()
+    root = Path(zoo_root) if zoo_root else store.zoo_dir()
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0o700 would hide the model from other users
@@ -212,16 +89,16 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
         learned = evaluate(model, loader, N, progress=progress, halting="learned")
         for m, mode in ((head, "max"), (learned, "learned")):
             m.update(choice.as_dict())
-            m["checkpoint"] = f"zoo/{name}/{zoo.WEIGHTS}"
+            m["checkpoint"] = f"zoo/{name}/{store.WEIGHTS}"
             save_evaluation(tmp, m, "last", N, mode)
         by_step = [{"n_supervision": k, "exact_accuracy": by[f"step{k}/exact_accuracy"],
                     "interval": [by[f"step{k}/exact_accuracy_low"], by[f"step{k}/exact_accuracy_high"]],
                     "token_accuracy": by[f"step{k}/token_accuracy"]} for k in range(1, max(N, recipe.by_step) + 1)]
         check = _first_test_puzzles(data, recipe.check_puzzles)
-        _save_safetensors(tmp / zoo.CHECK, check, {"source": f"the first {recipe.check_puzzles} puzzles of "
+        _save_safetensors(tmp / store.CHECK, check, {"source": f"the first {recipe.check_puzzles} puzzles of "
                                                              f"{data_folder(recipe)}/test", "dataset_hash": h})
         chk = check_accuracy(model, check, N)
-        _save_safetensors(tmp / zoo.WEIGHTS, model.state_dict(), {"name": name, "format": zoo.CARD_FORMAT})
+        _save_safetensors(tmp / store.WEIGHTS, model.state_dict(), {"name": name, "format": store.CARD_FORMAT})
         cfg.data = data_folder(recipe)
         cfg_dict = cfg.to_dict()
         write_json_atomic(tmp / "config.json", cfg_dict, indent=2, sort_keys=True)
@@ -231,11 +108,11 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
         minutes = (wall_minutes if wall_minutes is not None
                    else _train_minutes(run / "metrics.jsonl", int(choice.step or 0)))
         card = {
-            "format": zoo.CARD_FORMAT, "name": name, "task": recipe.task, "title": recipe.title,
+            "format": store.CARD_FORMAT, "name": name, "task": recipe.task, "title": recipe.title,
             "parameters": int(n_params), "config": cfg_dict,
-            "data": {"path": data_folder(recipe), "builder": DATA_RECIPES[recipe.data][0],
-                     "args": DATA_RECIPES[recipe.data][1], "command": recipe_command(recipe.data),
-                     "seed": DATA_RECIPES[recipe.data][1].get("seed", 0), "hash": h,
+            "data": {"path": data_folder(recipe), "builder": DATASETS[recipe.data][0],
+                     "args": DATASETS[recipe.data][1], "command": build_command(recipe.data),
+                     "seed": DATASETS[recipe.data][1].get("seed", 0), "hash": h,
                      "build": _build_summary(data)},
             "training": {"command": f"trmlab zoo train {name}",
                          "equivalent": train_command(dataclasses.replace(recipe, steps=choice.step or 0),
@@ -244,9 +121,9 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
                          "wall_minutes": round(minutes, 2), "threads": recipe.threads, "machine": cpu_info(),
                          "torch": torch.__version__, "date": datetime.date.today().isoformat(), "notes": notes},
             "recipe": dataclasses.replace(recipe, steps=int(choice.step or 0)).as_dict(),
-            "weights": {"file": zoo.WEIGHTS, "sha256": _sha256(tmp / zoo.WEIGHTS), "checkpoint": "last",
+            "weights": {"file": store.WEIGHTS, "sha256": _sha256(tmp / store.WEIGHTS), "checkpoint": "last",
                         "step": int(choice.step or 0), "ema": cfg.train.ema, "dtype": "float32",
-                        "bytes": (tmp / zoo.WEIGHTS).stat().st_size},
+                        "bytes": (tmp / store.WEIGHTS).stat().st_size},
             "evaluation": {"split": "test", "puzzles": int(head["all/count"]), "halting": "max",
                            "eval_steps": N, "by_step": by_step,
                            "headline": {"n_supervision": N, "exact_accuracy": head["all/exact_accuracy"],
@@ -257,7 +134,7 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
                                                     learned["halt/exact_accuracy_high"]],
                                        "mean_steps": learned["halt/mean_steps"],
                                        "compute_saved": learned["halt/compute_saved"]}},
-            "check": {"file": zoo.CHECK, "puzzles": chk["puzzles"], "n_supervision": N,
+            "check": {"file": store.CHECK, "puzzles": chk["puzzles"], "n_supervision": N,
                       "source": f"the first {recipe.check_puzzles} puzzles of the test split",
                       "exact_accuracy": chk["exact_accuracy"], "interval": chk["interval"]},
         }
@@ -276,7 +153,7 @@ def export(run: str | os.PathLike, name: str, recipe: Optional[Recipe] = None, w
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    zoo.read_card(dest)
+    store.read_card(dest)
     echo(f"wrote {dest}: {card['evaluation']['headline']['exact_accuracy']:.1%} exact at {N} steps on "
          f"{card['evaluation']['puzzles']} held-out puzzles")
     return dest
@@ -331,15 +208,3 @@ def card_markdown(card: dict) -> str:
               f"`{card['weights']['sha256'][:16]}...`). Training curves: `metrics.jsonl`; full config: `config.json`.",
               ""]
     return "\n".join(lines)
-
-
-def list_models() -> list[dict]:
-    """``trmlab zoo list``: one row per zoo model."""
-    rows = []
-    for n in zoo.names():
-        c = zoo.read_card(zoo.folder(n))
-        h = c["evaluation"]["headline"]
-        rows.append({"name": n, "task": c["task"], "parameters": c["parameters"],
-                     "accuracy": h["exact_accuracy"], "interval": h["interval"], "steps": h["n_supervision"],
-                     "puzzles": c["evaluation"]["puzzles"], "title": c["title"]})
-    return rows

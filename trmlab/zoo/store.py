@@ -16,9 +16,11 @@ a run folder cut down to what a reader needs, so every tool that reads a run fol
                            card's accuracy on them, so a test can check the weights without building data.
 
 Anything that takes a run folder takes a zoo name: ``load_run("sudoku9")``, ``trmlab eval sudoku9``,
-the notebooks' ``run`` parameter. An existing path always wins over a zoo name; ``zoo:NAME`` names the
-zoo model even where a folder of that name exists. Exporting and retraining zoo models (building the
-data, training, evaluating) is orchestration and lives in :mod:`trmlab.workbench.zoo`.
+the notebooks' ``run`` parameter (:func:`trmlab.runs.resolve_run` decides, once, what a reference
+means: an existing path always wins over a zoo name; ``zoo:NAME`` names the zoo model even where a
+folder of that name exists). This module is the store: finding a model by name, reading its card, its
+weights and its check set. How models are made is :mod:`trmlab.zoo.recipes` (and ``zoo train``,
+:mod:`trmlab.zoo.training`); writing one into the zoo is :mod:`trmlab.zoo.export`.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from typing import Optional
 import torch
 
 from ..config import ConfigError, RunConfig
-from . import checkpoint as ckpt
+from ..train import checkpoint as ckpt
 
 ZOO_ENV = "TRMLAB_ZOO"
 CARD_FORMAT = "trmlab-zoo-card-1"
@@ -48,7 +50,7 @@ CARD_KEYS: dict[str, tuple[type, str]] = {
     "config": (dict, "the full run config (RunConfig as JSON), preset and overrides applied"),
     "data": (dict, "the dataset: path, builder, args, command, hash (dataset_hash) and what it holds"),
     "training": (dict, "how it was trained: command, steps, wall_minutes, threads, machine, torch"),
-    "recipe": (dict, "the recipe `trmlab zoo train NAME` follows (trmlab.workbench.zoo.Recipe), steps as trained"),
+    "recipe": (dict, "the recipe `trmlab zoo train NAME` follows (trmlab.zoo.recipes.Recipe), steps as trained"),
     "weights": (dict, "weights file, its sha256, which checkpoint and step, EMA or not"),
     "evaluation": (dict, "held-out accuracy: split, puzzles, by_step [{n_supervision, exact_accuracy, "
                          "interval}], headline, learned halting"),
@@ -82,24 +84,6 @@ def folder(name: str) -> Path:
         known = names()
         raise ZooError(f"no zoo model {bare!r} in {zoo_dir()}; the zoo has: {', '.join(known) or 'nothing'}")
     return p
-
-
-def lookup(ref: str | os.PathLike) -> Optional[Path]:
-    """The zoo folder a name means (``NAME`` or ``zoo:NAME``), or None when ``ref`` is no zoo name.
-    Looks at names only; :func:`resolve` also lets an existing path win."""
-    s = os.fspath(ref)
-    if s.startswith(PREFIX):
-        return folder(s)
-    return folder(s) if s in names() else None
-
-
-def resolve(ref: str | os.PathLike) -> Optional[Path]:
-    """The zoo folder ``ref`` names, or None when ``ref`` is a path: an existing path (from the current
-    folder) wins over a zoo name; ``zoo:NAME`` always means the zoo (ZooError when it is not there)."""
-    s = os.fspath(ref)
-    if not s.startswith(PREFIX) and Path(s).exists():
-        return None
-    return lookup(s)
 
 
 def is_zoo_folder(path: str | os.PathLike) -> bool:
@@ -191,3 +175,26 @@ def choose(path: str | os.PathLike) -> tuple[ckpt.CheckpointChoice, dict]:
            f"{', EMA weights' if w.get('ema') else ''} (card: {p / 'card.md'})")
     state = {"config": card["config"], "model": load_weights(p), "ema": None, "step": w["step"]}
     return ckpt.CheckpointChoice(p / WEIGHTS, int(w["step"]), how), state
+
+
+def list_models() -> list[dict]:
+    """``trmlab zoo list``: one row per zoo model."""
+    rows = []
+    for n in names():
+        c = read_card(folder(n))
+        h = c["evaluation"]["headline"]
+        rows.append({"name": n, "task": c["task"], "parameters": c["parameters"],
+                     "accuracy": h["exact_accuracy"], "interval": h["interval"], "steps": h["n_supervision"],
+                     "puzzles": c["evaluation"]["puzzles"], "title": c["title"]})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows of :func:`list_models` as the table ``trmlab zoo list`` prints."""
+    if not rows:
+        return f"the zoo ({zoo_dir()}) is empty"
+    lines = [f"{'name':<10} {'task':<10} {'parameters':>10}  {'exact accuracy (95% interval)':<32} title"]
+    for r in rows:
+        acc = f"{r['accuracy']:.1%} [{r['interval'][0]:.1%}, {r['interval'][1]:.1%}] N={r['steps']}"
+        lines.append(f"{r['name']:<10} {r['task']:<10} {r['parameters']:>10,}  {acc:<32} {r['title']}")
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Redraw time of the recursion views on a 30x30 maze and an ARC task (docs/recursion.md).
 
-    .venv/bin/python bench/viz_redraw.py [--browser] [--json bench/viz_redraw.json]
+    python -m trmlab.bench.viz_redraw [--browser] [--json bench/viz_redraw.json]
 
 Measures, per step of the trace (median and max over the steps):
 * ``frame``: computing the step's dynamic traces (two grids, cursor, PCA points) in Python;
@@ -19,13 +19,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from trmlab.trace import arc_spec, maze_spec, trace  # noqa: E402
-from trmlab.trace.tiny import random_batch, tiny_model  # noqa: E402
-from trmlab.viz import TraceView, export_html  # noqa: E402
+from trmlab.trace import arc_spec, maze_spec, trace
+from trmlab.trace.tiny import random_batch, tiny_model
+from trmlab.viz import TraceView, export_html
+from trmlab.viz.player import Player
 
 
 def _stats(xs):
@@ -75,19 +74,14 @@ def main(argv=None) -> dict:
             view.frame_updates(p)
             frame.append(time.perf_counter() - t)
         res = {"records": len(tr), "trace_s": round(trace_s, 2), "frame": _stats(frame)}
-        try:
-            from trmlab.viz.player import Player
-
-            player = Player(tr)
-            if player.fig is not None:
-                ts = []
-                for p in range(len(view)):
-                    t = time.perf_counter()
-                    player.slider.value = p
-                    ts.append(time.perf_counter() - t)
-                res["player"] = _stats(ts[1:])
-        except ImportError as e:
-            res["player"] = f"skipped: {e}"
+        player = Player(tr)
+        if player.fig is not None:
+            ts = []
+            for p in range(len(view)):
+                t = time.perf_counter()
+                player.slider.value = p
+                ts.append(time.perf_counter() - t)
+            res["player"] = _stats(ts[1:])
         if args.browser:
             with tempfile.TemporaryDirectory() as d:
                 path = os.path.join(d, "a.html")

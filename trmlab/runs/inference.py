@@ -1,14 +1,17 @@
 """Using a trained run: load it, solve puzzles, evaluate it. Needs no training state.
 
 >>> model, cfg = load_run("runs/sudoku4")                      # last checkpoint, EMA weights by default
+>>> model, cfg = load_run("sudoku9")                           # a zoo model by name
 >>> model, cfg, choice = open_run("runs/sudoku4", "best")       # ... and which checkpoint, how chosen
 >>> choice.describe()   # 'runs/sudoku4/checkpoints/best.pt (step 1200): best on validation exact accuracy ...'
 >>> out = solve(model, {"inputs": tokens, "puzzle_identifiers": ids}, halting="learned")
 >>> out["answers"], out["steps"], out["halt_prob"]
 
-Everything here defaults to the LAST checkpoint: ``best.pt`` is chosen on the validation split, but
-the last checkpoint needs no choice at all. Results carry the checkpoint they came from
-(``checkpoint``, ``checkpoint_step``, ``checkpoint_choice``).
+Every function here takes a run reference (a run folder, a checkpoint file, a zoo name, or a
+:class:`~trmlab.runs.resolve.Run`) and resolves it with :func:`~trmlab.runs.resolve.resolve_run`.
+Everything defaults to the LAST checkpoint: ``best.pt`` is chosen on the validation split, but the
+last checkpoint needs no choice at all. Results carry the checkpoint they came from (``checkpoint``,
+``checkpoint_step``, ``checkpoint_choice``).
 """
 from __future__ import annotations
 
@@ -20,18 +23,23 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
-from ..eval.batch_size import auto_eval_batch
-from ..io import write_json_atomic
-from ..model import DeepSupervision, build_model, run_to_halt
-from . import checkpoint as ckpt
-from . import zoo
-from .distributed import resolve_device, resolve_dtype
+from ..data import arc, maze, sudoku
+from ..data.format import PuzzleFormatError
+from ..eval.arc_vote import ArcEvaluator
+from ..eval.batch_size import test_loader
+from ..eval.evaluate import HALTING, evaluate, save_evaluation
+from ..model import DeepSupervision, run_to_halt
+from ..train import checkpoint as ckpt
+from ..train.distributed import resolve_device
+from ..zoo import store
+from .resolve import Run, resolve_run
 
 
-def load_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True, device: str = "cpu",
+def load_run(path: "str | os.PathLike | Run", checkpoint: str = "last", ema: bool = True, device: str = "cpu",
              dtype: str = "float32") -> tuple[DeepSupervision, RunConfig]:
     """Load a run folder (its ``last`` (default) / ``best`` / ``step_N`` checkpoint), a checkpoint file,
-    or a zoo model by name (``load_run("sudoku9")``; see :mod:`trmlab.train.zoo`).
+    or a zoo model by name (``load_run("sudoku9")``; see :mod:`trmlab.zoo.store`): anything
+    :func:`~trmlab.runs.resolve.resolve_run` takes.
 
     With ``ema=True`` (default) the EMA weights are used when the run kept them, as the reference
     evaluates. Returns the model in eval mode and the run's config; :func:`open_run` also says which
@@ -41,43 +49,19 @@ def load_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True
     return model, cfg
 
 
-def open_run(path: str | os.PathLike, checkpoint: str = "last", ema: bool = True, device: str = "cpu",
+def open_run(path: "str | os.PathLike | Run", checkpoint: str = "last", ema: bool = True, device: str = "cpu",
              dtype: str = "float32") -> tuple[DeepSupervision, RunConfig, ckpt.CheckpointChoice]:
-    """:func:`load_run`, plus the :class:`~trmlab.train.checkpoint.CheckpointChoice` (file, step, how chosen)."""
-    choice, state = choose(path, checkpoint)
-    file = choice.file
-    if not isinstance(state, dict) or "config" not in state or "model" not in state:
-        raise ckpt.CheckpointError(f"{file}: not a trmlab checkpoint (missing config/model)")
-    cfg = RunConfig.from_dict(state["config"])
-    model = build_model(cfg.model)
-    model.load_state_dict(state["model"])
-    if ema and state.get("ema") is not None:
-        params = [q for q in model.parameters() if q.requires_grad]
-        with torch.no_grad():
-            for q, s in zip(params, state["ema"]["shadow"]):
-                q.copy_(s)
-    dev = resolve_device(device)
-    model.to(dev)
-    model.set_forward_dtype(resolve_dtype(dtype, dev, cfg.model))
-    model.eval()
-    return model, cfg, choice
-
-
-def choose(path: str | os.PathLike, checkpoint: str = "last") -> tuple[ckpt.CheckpointChoice, dict]:
-    """The checkpoint ``checkpoint`` of a run folder or file, or a zoo model's weights (a zoo name or
-    folder: it has one set of weights, so only ``last`` is accepted)."""
-    folder = zoo.resolve(path) or (Path(path) if zoo.is_zoo_folder(path) else None)
-    if folder is None:
-        return ckpt.choose_checkpoint(path, checkpoint)
+    """:func:`load_run`, plus the :class:`~trmlab.train.checkpoint.CheckpointChoice` (file, step, how chosen).
+    A zoo model ships one set of weights, so only ``checkpoint="last"`` applies to it."""
+    run = resolve_run(path)
+    if not run.is_zoo:
+        return ckpt.load_model(run.checkpoint_file or run.folder, checkpoint, ema, device, dtype)
     if checkpoint != "last":
-        raise zoo.ZooError(f"zoo model {folder.name} ships one set of weights (its card says which checkpoint "
-                           f"they are); checkpoint={checkpoint!r} applies to run folders only: use 'last'")
-    return zoo.choose(folder)
-
-
-def run_folder(path: str | os.PathLike) -> Path:
-    """The folder behind a run reference: the run folder itself, or a zoo model's folder for a zoo name."""
-    return zoo.resolve(path) or Path(path)
+        raise store.ZooError(f"zoo model {run.zoo_name} ships one set of weights (its card says which checkpoint "
+                             f"they are); checkpoint={checkpoint!r} applies to run folders only: use 'last'")
+    choice, state = store.choose(run.folder)
+    model, cfg = ckpt.model_from_state(choice.file, state, ema, device, dtype)
+    return model, cfg, choice
 
 
 @torch.no_grad()
@@ -101,36 +85,13 @@ def solve(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = No
             "logits": res["logits"]}
 
 
-def test_loader(cfg: RunConfig, data: str | os.PathLike, batch_size: Optional[int] = None,
-                model: Optional[DeepSupervision] = None):
-    """The test-split loader of ``data`` for evaluating a run with config ``cfg``: batches of
-    ``batch_size``, else the run's ``eval_batch_size``, else (auto) with ``model`` on a CPU the fastest
-    batch measured (:mod:`trmlab.eval.batch_size`), else the global batch size capped at 256."""
-    from ..data.loader import TestLoader
-
-    size = batch_size or cfg.train.eval_batch_size
-    if not size:
-        fallback = min(cfg.train.global_batch_size, 256)
-        size = auto_eval_batch(model, 0, fallback)[0] if model is not None else fallback
-    return TestLoader(data, size)
-
-
-def save_evaluation(run: str | os.PathLike, metrics: dict, checkpoint: str, n_supervision: int,
-                    halting: str) -> Path:
-    """Write an evaluation's metrics as ``<run>/eval_<checkpoint>_N<n_supervision>_<halting>.json`` (the
-    file reports, the index and 05-compare read) and return its path. Per-puzzle ``records`` are left out."""
-    path = Path(run) / f"eval_{checkpoint}_N{n_supervision}_{halting}.json"
-    write_json_atomic(path, {k: v for k, v in metrics.items() if k != "records"}, indent=2, sort_keys=True,
-                      default=float)
-    return path
-
-
-def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, halting: str = "max",
+def evaluate_run(path: "str | os.PathLike | Run", n_supervision: Optional[int] = None, halting: str = "max",
                  checkpoint: str = "last", data: Optional[str] = None, batch_size: Optional[int] = None,
                  ema: bool = True, device: str = "auto", progress: bool = True,
                  arc_pool_votes: Optional[bool] = None) -> dict:
-    """Evaluate a run's checkpoint (default: the last) on its (or another) dataset's test split; also
-    writes ``eval_<checkpoint>_N<N>_<halting>.json`` in the run folder (:func:`save_evaluation`).
+    """Evaluate a run's checkpoint (default: the last) on its own dataset's test split (a zoo model's is
+    built from its card when missing), or on ``data``'s; also writes ``eval_<checkpoint>_N<N>_<halting>.json``
+    in the run folder (:func:`~trmlab.eval.evaluate.save_evaluation`; never into the shipped zoo).
     The metrics carry ``checkpoint`` (file), ``checkpoint_step`` and ``checkpoint_choice`` (how it was
     chosen, e.g. "last checkpoint").
 
@@ -142,33 +103,30 @@ def evaluate_run(path: str | os.PathLike, n_supervision: Optional[int] = None, h
     alone and ``ARC_pooled/pass@K`` of the votes of all of them (``arc_pooled_checkpoints`` lists
     them) -- what the reference reports at that checkpoint.
     """
-    from ..eval.evaluate import HALTING, evaluate
-
     if halting not in HALTING:
         raise ValueError(f"halting must be one of {', '.join(HALTING)}, got {halting!r}")
-    model, cfg, choice = open_run(path, checkpoint=checkpoint, ema=ema, device=device, dtype=cfg_dtype(device))
-    root = data or cfg.data
+    run = resolve_run(path).require()
+    model, cfg, choice = open_run(run, checkpoint=checkpoint, ema=ema, device=device, dtype=cfg_dtype(device))
+    root = data or run.dataset(progress=progress, cfg=cfg)
     loader = test_loader(cfg, root, batch_size, model)
     pool = cfg.train.arc_pool_votes if arc_pool_votes is None else bool(arc_pool_votes)
-    arc = None
+    arc_votes = None
     if "arc" in cfg.train.evaluators:
-        from ..eval.arc_vote import ArcEvaluator
-
-        arc = ArcEvaluator.from_dataset(root, pool_across_evaluations=pool)
+        arc_votes = ArcEvaluator.from_dataset(root, pool_across_evaluations=pool)
     N = n_supervision or cfg.train.eval_supervision or cfg.model.n_supervision
     dev = next(model.parameters()).device
-    p = run_folder(path)
+    p = run.folder
     pooled_from: list[str] = []
-    if arc is not None and pool and p.is_dir():
+    if arc_votes is not None and pool and not run.is_zoo and p.is_dir():
         for name in _earlier_step_checkpoints(p, checkpoint):
             earlier, _ = load_run(p, checkpoint=name, ema=ema, device=device, dtype=cfg_dtype(device))
-            evaluate(earlier, loader, N, arc, dev, progress=progress, halting=halting)
+            evaluate(earlier, loader, N, arc_votes, dev, progress=progress, halting=halting)
             pooled_from.append(name)
-    metrics = evaluate(model, loader, N, arc, dev, progress=progress, halting=halting)
-    if arc is not None and pool:
+    metrics = evaluate(model, loader, N, arc_votes, dev, progress=progress, halting=halting)
+    if arc_votes is not None and pool:
         metrics["arc_pooled_checkpoints"] = [*pooled_from, checkpoint]
     metrics.update(choice.as_dict())
-    if p.is_dir() and not zoo.is_zoo_folder(p):  # a shipped zoo model is never written to
+    if not run.is_zoo and p.is_dir():  # a shipped zoo model is never written to
         save_evaluation(p, metrics, checkpoint, N, halting)
     return metrics
 
@@ -196,20 +154,16 @@ def cfg_dtype(device: str) -> str:
     return "auto" if resolve_device(device).type == "cuda" else "float32"
 
 
-def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Optional[int] = None,
+def solve_text(path: "str | os.PathLike | Run", kind: str, text: str, n_supervision: Optional[int] = None,
                halting: str = "max", checkpoint: str = "last") -> dict:
     """Solve one puzzle given as text (a Sudoku string, a maze file, an ARC task file) with a run's
     checkpoint (default: the last); the result says which (``checkpoint``, ``checkpoint_step``,
     ``checkpoint_choice``). The text goes through the data layer's parsers (``sudoku.parse_board``,
     ``maze.parse_maze``, ``arc.parse_task``), the ones the widgets use."""
-    from ..data.format import PuzzleFormatError
-
     model, cfg, choice = open_run(path, checkpoint)
     n_supervision = n_supervision or cfg.train.eval_supervision or None
     seq_len = cfg.model.seq_len
     if kind == "sudoku":
-        from ..data import sudoku
-
         n = int(round(seq_len ** 0.5))
         try:
             board = sudoku.parse_board(text, n)
@@ -220,8 +174,6 @@ def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Opt
         answer = sudoku.decode(out["answers"][0].cpu().numpy(), n)
         body = "\n".join(" ".join(str(int(v)) for v in row) for row in answer)
     elif kind == "maze":
-        from ..data import maze
-
         n = int(round(seq_len ** 0.5))
         try:
             question, _ = maze.parse_maze(Path(text).read_text(), n)
@@ -232,8 +184,6 @@ def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Opt
         answer = maze.decode(out["answers"][0].cpu().numpy(), n)
         body = "\n".join("".join(row) for row in answer)
     elif kind == "arc":
-        from ..data import arc
-
         grid = arc.parse_task(Path(text).read_text(), str(text), test_outputs=False)["test"][0][0]
         tokens = arc.encode_arc_grid(grid).reshape(-1)
         out = solve(model, {"inputs": torch.from_numpy(tokens.astype(np.int64))[None]}, n_supervision, halting)
@@ -243,3 +193,10 @@ def solve_text(path: str | os.PathLike, kind: str, text: str, n_supervision: Opt
         raise ValueError(f"unknown puzzle kind {kind!r}")
     return {"text": body, "answer": answer, "steps": int(out["steps"][0]), "halt_prob": float(out["halt_prob"][0]),
             **choice.as_dict()}
+
+
+def format_solution(result: dict) -> str:
+    """What ``trmlab solve`` prints: the answer, the steps used, the halting probability and the checkpoint."""
+    return (f"{result['text']}\n"
+            f"steps used: {result['steps']}  halting probability: {result['halt_prob']:.3f}  "
+            f"(checkpoint step {result['checkpoint_step']}: {result['checkpoint_choice']})")

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from .notebook import display_path as _display_path, project_root, resolve
+from ..config import ConfigError, resolve_key
+from ..paths import display_path as _display_path, project_root, resolve
 from .results import is_run_folder
 
 KERNEL = "trmlab"
@@ -147,10 +148,8 @@ def split_parameters(path: Path, params: Mapping[str, Any]) -> dict:
 
 
 def _is_config_key(key: str) -> bool:
-    from ..config import ConfigError, _resolve_key
-
     try:
-        _resolve_key(key)
+        resolve_key(key)
         return True
     except ConfigError:
         return False

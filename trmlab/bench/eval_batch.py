@@ -1,7 +1,7 @@
 """Puzzles/s solving through all supervision steps (``run_to_halt``, eager, fp32, untrained models)
 against the evaluation batch, for three CPU presets: how large an evaluation batch should be on a CPU.
 
-Usage: ``.venv/bin/python bench/eval_batch.py`` (about 3 minutes on 2 cores; run it on quiet cores).
+Usage: ``python -m trmlab.bench.eval_batch`` (about 3 minutes on 2 cores; run it on quiet cores).
 Figures from one run are in docs/performance.md. What it showed is why ``train.eval_batch_size=0`` measures
 the fastest batch on a CPU (trmlab/eval/batch_size.py).
 """
@@ -10,7 +10,7 @@ import time
 import torch
 
 from trmlab.model import build_model, run_to_halt
-from trmlab.workbench.bench import CASES, case_config, random_batch
+from trmlab.bench.speed import CASES, case_config, random_batch
 
 BATCHES = (16, 64, 256, 1024)
 

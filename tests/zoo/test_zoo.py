@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from trmlab.train import zoo
-from trmlab.workbench import zoo as wzoo
+from trmlab.zoo import store as zoo
+from trmlab.zoo import export as zexport
+from trmlab.zoo import recipes, training
 
 NAME = "tiny4"
 
@@ -19,14 +20,14 @@ def made(tmp_path_factory):
     base = tmp_path_factory.mktemp("zoo")
     root, zoo_root = base / "proj", base / "zoo"
     root.mkdir()
-    recipe = wzoo.Recipe(NAME, "sudoku4", "cpu_tiny on 4x4 Sudoku (test)", data="sudoku4", preset="cpu_tiny",
+    recipe = recipes.Recipe(NAME, "sudoku4", "cpu_tiny on 4x4 Sudoku (test)", data="sudoku4", preset="cpu_tiny",
                          overrides={"n_supervision": 2}, steps=12, eval_every=0, threads=1, eval_steps=2, by_step=3,
                          check_puzzles=16)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(zoo.ZOO_ENV, str(zoo_root))
-        mp.setitem(wzoo.RECIPES, NAME, recipe)
-        result = wzoo.train_zoo_model(NAME, root=root, progress=False, echo=lambda *a: None)
-        folder = wzoo.export(result.run_dir, NAME, root=root, progress=False, echo=lambda *a: None)
+        mp.setitem(recipes.RECIPES, NAME, recipe)
+        result = training.train_zoo_model(NAME, root=root, progress=False, echo=lambda *a: None)
+        folder = zexport.export(result.run_dir, NAME, root=root, progress=False, echo=lambda *a: None)
     return root, zoo_root, folder, result
 
 
@@ -48,7 +49,7 @@ def test_export_writes_a_valid_card_weights_and_curves(in_zoo):
     assert [r["n_supervision"] for r in card["evaluation"]["by_step"]] == [1, 2, 3]
     lo, hi = card["evaluation"]["headline"]["interval"]
     assert 0 <= lo <= card["evaluation"]["headline"]["exact_accuracy"] <= hi <= 1
-    from trmlab.train.inference import load_run
+    from trmlab.runs import load_run
 
     model, _ = load_run(folder)
     assert card["parameters"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -59,7 +60,7 @@ def test_export_writes_a_valid_card_weights_and_curves(in_zoo):
 
 
 def test_zoo_weights_are_the_run_s_ema_weights(in_zoo):
-    from trmlab.train.inference import load_run
+    from trmlab.runs import load_run
 
     root, _, folder, result = in_zoo
     by_name, cfg = load_run(NAME)
@@ -70,44 +71,66 @@ def test_zoo_weights_are_the_run_s_ema_weights(in_zoo):
 
 
 def test_check_set_accuracy_is_the_card_s(in_zoo):
-    from trmlab.train.inference import load_run
+    from trmlab.runs import load_run
 
     folder = in_zoo[2]
     card = zoo.read_card(folder)
     model, _ = load_run(f"zoo:{NAME}")
-    got = wzoo.check_accuracy(model, zoo.load_check_set(folder), card["check"]["n_supervision"])
+    got = zexport.check_accuracy(model, zoo.load_check_set(folder), card["check"]["n_supervision"])
     assert got["puzzles"] == 16 == card["check"]["puzzles"]
     assert got["exact_accuracy"] == pytest.approx(card["check"]["exact_accuracy"])
 
 
 def test_names_resolve_but_paths_win(in_zoo, tmp_path, monkeypatch):
-    from trmlab.workbench.notebook import outputs_dir, resolve_run
+    from trmlab.runs import resolve_run
 
     root, zoo_root, folder, _ = in_zoo
-    assert resolve_run(NAME, root) == folder and zoo.lookup(f"zoo:{NAME}") == folder
+    run = resolve_run(NAME, root)
+    assert run.folder == folder and run.is_zoo and run.zoo_name == NAME
+    assert resolve_run(f"zoo:{NAME}", root).folder == folder
     (root / NAME).mkdir()
     try:
-        assert resolve_run(NAME, root) == root / NAME  # an existing folder wins over the zoo name
-        assert resolve_run(f"zoo:{NAME}", root) == folder
+        mine = resolve_run(NAME, root)  # an existing folder wins over the zoo name
+        assert mine.folder == root / NAME and not mine.is_zoo and mine.outputs == root / NAME
+        assert resolve_run(f"zoo:{NAME}", root).folder == folder
     finally:
         (root / NAME).rmdir()
-    assert outputs_dir(folder, root) == root / "runs" / "zoo" / NAME
+    assert run.outputs == root / "runs" / "zoo" / NAME  # the shipped zoo is never written to
+    assert resolve_run(folder, root).is_zoo  # a zoo model's folder given as a path is that zoo model
+    assert resolve_run("", root, task="sudoku4").zoo_name == NAME
+    assert run.dataset(build=False) == root / "data" / "sudoku4"
+    missing = resolve_run("runs/nope", root)
+    assert not missing.exists and missing.folder == root / "runs" / "nope"
+    with pytest.raises(FileNotFoundError, match="'runs/nope': no run folder.*the zoo has: tiny4"):
+        missing.require()
     with pytest.raises(zoo.ZooError, match=f"no zoo model 'nope'.*the zoo has: {NAME}"):
         zoo.folder("zoo:nope")
+    with pytest.raises(zoo.ZooError, match=f"no zoo model 'nope'"):
+        resolve_run("zoo:nope", root)
     assert zoo.for_task("sudoku4") == NAME
     with pytest.raises(zoo.ZooError, match="no zoo model for task 'maze30'.*sudoku4"):
         zoo.for_task("maze30")
 
 
+def test_a_checkpoint_file_resolves_to_its_run(in_zoo):
+    from trmlab.runs import resolve_run
+
+    root, _, _, result = in_zoo
+    file = sorted((result.run_dir / "checkpoints").glob("*.pt"))[0]
+    run = resolve_run(file, root)
+    assert run.checkpoint_file == file and run.folder == result.run_dir and not run.is_zoo
+    assert run.outputs == result.run_dir and run.config().name == result.config.name
+
+
 def test_checkpoint_other_than_last_is_refused_for_a_zoo_model(in_zoo):
-    from trmlab.train.inference import open_run
+    from trmlab.runs import open_run
 
     with pytest.raises(zoo.ZooError, match="ships one set of weights"):
         open_run(NAME, "best")
 
 
 def test_evaluating_a_zoo_model_never_writes_into_the_zoo(in_zoo):
-    from trmlab.train.inference import evaluate_run
+    from trmlab.runs import evaluate_run
 
     root, _, folder, _ = in_zoo
     before = sorted(p.name for p in folder.iterdir())
@@ -148,13 +171,13 @@ def test_pickled_weights_are_refused_not_executed(in_zoo, tmp_path):
 def test_retraining_checks_the_data_hash(in_zoo, tmp_path):
     root, _, folder, _ = in_zoo
     card = zoo.read_card(folder)
-    recipe = wzoo.recipe_of(NAME)
+    recipe = recipes.recipe_of(NAME)
     assert recipe.steps == 12 and recipe.preset == "cpu_tiny"
-    path, h = wzoo.ensure_zoo_data(recipe, card, root=root, echo=lambda *a: None)
+    path, h = recipes.ensure_zoo_data(recipe, card, root=root, echo=lambda *a: None)
     assert h == card["data"]["hash"]
     wrong = dict(card, data=dict(card["data"], hash="0" * 64))
     with pytest.raises(zoo.ZooError, match="differs from the card's"):
-        wzoo.ensure_zoo_data(recipe, wrong, root=root, echo=lambda *a: None)
+        recipes.ensure_zoo_data(recipe, wrong, root=root, echo=lambda *a: None)
 
 
 def test_retrain_from_the_card_resumes_and_rebuilds_the_same_data(in_zoo, tmp_path):
@@ -162,10 +185,10 @@ def test_retrain_from_the_card_resumes_and_rebuilds_the_same_data(in_zoo, tmp_pa
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     lines = []
-    res = wzoo.train_zoo_model(NAME, steps=2, root=fresh, progress=False, echo=lines.append)
+    res = training.train_zoo_model(NAME, steps=2, root=fresh, progress=False, echo=lines.append)
     assert res.steps == 2 and (fresh / "runs" / f"zoo-{NAME}" / "checkpoints").is_dir()
     assert any(zoo.read_card(in_zoo[2])["data"]["hash"] in str(x) for x in lines)
-    res = wzoo.train_zoo_model(NAME, steps=3, root=fresh, progress=False, echo=lines.append)
+    res = training.train_zoo_model(NAME, steps=3, root=fresh, progress=False, echo=lines.append)
     assert res.steps == 3  # resumed, not restarted
 
 
@@ -175,7 +198,7 @@ def test_recursion_and_evaluation_default_to_the_task_s_zoo_model(in_zoo):
 
     root, _, folder, _ = in_zoo
     rec = prepare(task="sudoku4", pick="solved", root=root, candidates=16)
-    assert rec.run == folder and "zoo model tiny4" in rec.source
+    assert rec.run.folder == folder and rec.run.is_zoo and "zoo model tiny4" in rec.source
     written = rec.save()
     assert written["strip"].parent == root / "runs" / "zoo" / NAME / "recursion"
     ev = evaluate_for_notebook(task="sudoku4", root=root, halting="max", progress=False, device="cpu")

@@ -1,4 +1,5 @@
-"""Training for a notebook (02-train): a preset plus overrides, the data built if missing, live curves.
+"""Train a preset (plus overrides) into a run folder, the data built if missing: what 02-train, the demo
+and ``trmlab zoo train`` call. The trainer itself is :mod:`trmlab.train.trainer`.
 
 >>> from trmlab.viz.curves import LiveCurves
 >>> curves = LiveCurves("cpu_sudoku4"); curves.display()
@@ -15,11 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
+import torch
+
 from ..config import RunConfig, apply_overrides, get_preset, load_config
-from ..train import distributed as D
-from ..train.trainer import Trainer, TrainingError
-from .datasets import ensure_dataset
-from .notebook import resolve
+from ..data.catalog import ensure_dataset
+from ..machine import auto_threads
+from ..paths import resolve
+from . import distributed as D
+from .trainer import Trainer, TrainingError
 
 
 @dataclass
@@ -28,20 +32,6 @@ class TrainResult:
     config: RunConfig
     metrics: dict  # the last evaluation's metrics
     steps: int
-
-
-def auto_threads() -> int:
-    """torch's default thread count (one per core), or 1 when the 1-minute load average says other work
-    already keeps at least half of the cores busy."""
-    import torch
-
-    default = torch.get_num_threads()
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        return default
-    cores = os.cpu_count() or default
-    return 1 if default > 1 and load >= max(1.0, cores / 2) else default
 
 
 def make_config(preset: str, overrides: Optional[Mapping] = None, data: str = "", steps: int = 0,
@@ -77,17 +67,15 @@ def train_run(preset: str, run: str | os.PathLike, overrides: Optional[Mapping] 
     """Train ``preset`` (+ ``overrides``) into the run folder ``run``.
 
     * ``data``: dataset folder (default: ``data/<task>`` when ``task`` is given, else the preset's),
-      relative paths from the project root; built by :func:`~trmlab.workbench.datasets.ensure_dataset`
+      relative paths from the project root; built by :func:`~trmlab.data.catalog.ensure_dataset`
       when missing;
     * ``steps`` / ``minutes``: stop after this many optimiser steps / this wall-clock budget (0 = the
       schedule's end); the trainer evaluates and checkpoints at the stop;
     * ``eval_every``: also evaluate (and checkpoint) every this many steps, so the test curve fills in
       during a short run (0 = only on the preset's epoch schedule and at the stop);
     * ``if_exists``: ``"error"`` (default) or ``"resume"`` when ``run`` already holds checkpoints;
-    * ``threads``: CPU threads for torch; 0 = :func:`auto_threads` (one thread when other work keeps the
-      cores busy, else torch's default of one per core). OpenMP threads spin while they wait, so on busy
-      cores they fight the other jobs: measured on 2 shared cores with ``cpu_sudoku4`` under papermill,
-      6.7 s a step with 2 threads against 0.31 s with 1 (0.1 s with 2 threads when the machine was idle);
+    * ``threads``: CPU threads for torch; 0 = :func:`trmlab.machine.auto_threads` (one thread when other
+      work keeps the cores busy, else torch's default of one per core);
     * ``on_log(step, split, metrics)``: called after every logged record (e.g. :class:`~trmlab.viz.curves.LiveCurves`).
     """
     if if_exists not in ("error", "resume"):
@@ -96,8 +84,6 @@ def train_run(preset: str, run: str | os.PathLike, overrides: Optional[Mapping] 
         raise ValueError(f"eval_every must be >= 0, got {eval_every}")
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
-    import torch
-
     n = int(threads) or auto_threads()
     if n != torch.get_num_threads():
         echo(f"torch CPU threads: {n}" + ("" if threads else " (chosen from the machine's load; set threads to override)"))

@@ -1,0 +1,12 @@
+"""A trained run, as a user names it: resolved once (:mod:`.resolve`), then loaded, solved with and
+evaluated (:mod:`.inference`).
+
+>>> from trmlab.runs import load_run, resolve_run, solve, evaluate_run
+>>> run = resolve_run("sudoku9")        # a run folder, a checkpoint file or a zoo name
+>>> model, cfg = load_run(run)
+"""
+from .inference import cfg_dtype, evaluate_run, load_run, open_run, solve, solve_text
+from .resolve import Run, RunNotFound, resolve_run
+
+__all__ = ["Run", "RunNotFound", "resolve_run", "load_run", "open_run", "solve", "solve_text", "evaluate_run",
+           "cfg_dtype"]
