@@ -386,7 +386,7 @@ _CPU_SHAPES = {"data/sudoku4": (6, 16), "data/sudoku6": (8, 36), "data/sudoku9":
 
 
 def _cpu(data: str, hidden: int, batch: int, eval_supervision: int = 4, **extra_model) -> dict:
-    """Sizes that learn on 2 CPU cores in minutes (environment-facts.md)."""
+    """Sizes that learn on 2 CPU cores in minutes (docs/training.md, "Measured on this machine")."""
     vocab, seq = _CPU_SHAPES[data]
     model = dict(
         hidden_size=hidden, num_heads=4, n_layers=2, n_recursions=2, n_latent_steps=2, n_supervision=2,

@@ -377,7 +377,7 @@ def reference_metric_sums(
     q_continue_loss: Any = None,
     ignore_index: int = IGNORE_INDEX,
 ) -> dict[str, float]:
-    """The reference's metric sums for one supervision step of one batch (trm-reference.md §2).
+    """The reference's metric sums for one supervision step of one batch (docs/reference.md section 6.3).
 
     Only slots that are halted at this step and have >= 1 scored label count:
     ``count``, ``accuracy`` (sum of per-sequence token accuracy), ``exact_accuracy`` (sum of exact

@@ -1,4 +1,4 @@
-"""Deep supervision with adaptive halting: the carry and the N_sup loop (trm-reference.md section 1.6).
+"""Deep supervision with adaptive halting: the carry and the N_sup loop (docs/reference.md section 5).
 
 One call of :class:`DeepSupervision` is ONE supervision step (and, in training, one optimiser step).
 The carry keeps each batch slot's puzzle, its (y, z) states and its step count across calls: halted slots

@@ -1,6 +1,6 @@
 """The input embedding x: tokens, the per-puzzle embedding, optional learned positions, sqrt(D) scale.
 
-trm-reference.md section 1.3. The puzzle-embedding table is a *buffer*, not a parameter: it is trained
+docs/reference.md section 3. The puzzle-embedding table is a *buffer*, not a parameter: it is trained
 by its own sign-SGD optimiser (``trmlab.train.optim.SparseSignSGD``) which reads the gradient that lands
 on ``local_weights`` (the batch's rows, copied into a leaf tensor in training mode).
 """

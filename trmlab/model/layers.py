@@ -1,4 +1,4 @@
-"""Building blocks of the TRM network, as the reference defines them (trm-reference.md section 1.2).
+"""Building blocks of the TRM network, as the reference defines them (docs/reference.md section 2).
 
 * weights are stored in fp32 and cast to the activation dtype at every forward (``CastedLinear``);
 * RMSNorm has no learnable scale and is computed in fp32;

@@ -1,4 +1,4 @@
-"""Losses and the training metrics of the reference's ``ACTLossHead`` (trm-reference.md section 2).
+"""Losses and the training metrics of the reference's ``ACTLossHead`` (docs/reference.md section 6).
 
 * LM loss: stablemax cross-entropy in float64 (default) or softmax cross-entropy; per sequence the mean
   over supervised cells, summed over the batch (for every slot, halted or not: deep supervision);

@@ -1,4 +1,4 @@
-"""Optimisers, the learning-rate schedule and the EMA (trm-reference.md sections 3.2 and 3.4).
+"""Optimisers, the learning-rate schedule and the EMA (docs/reference.md section 7).
 
 * :class:`AdamATan2` -- the reference's optimiser for the dense weights, in plain PyTorch. The
   ``adam-atan2`` package it uses needs a CUDA extension (reference issue #34); the maintained

@@ -1,4 +1,4 @@
-"""The training loop, with the reference's semantics (trm-reference.md sections 3.3-3.7).
+"""The training loop, with the reference's semantics (docs/reference.md section 8).
 
 * the persistent carry: one optimiser step per supervision step; only halted slots take new puzzles;
 * the loss (summed over the local batch) is divided by the GLOBAL batch size and the gradients are
