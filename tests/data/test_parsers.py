@@ -1,7 +1,7 @@
 """The data layer's one parser per puzzle format (Sudoku, maze, ARC task) and the one ARC crop.
 
 Every bad input gets an error that says what is wrong and where (rows and columns from 1); the same
-functions serve `trmlab solve`, the widgets and the builders (tests/viz/test_pickers.py checks the
+functions serve `trmlab solve`, the widgets and the builders (tests/trace/test_pickers.py checks the
 callers agree).
 """
 import json

@@ -200,3 +200,75 @@ def test_trace_keeps_both_halting_logits_of_the_model(model, batch, full):
     np.testing.assert_allclose(full.halt_logit[-1], out["q_halt_logits"].numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(full.continue_logit[-1], out["q_continue_logits"].numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(full.halt_prob, 1 / (1 + np.exp(-full.halt_logit)), rtol=1e-5)
+
+
+def _halting_model(**overrides):
+    """A tiny model whose halting head (random weights) stops different puzzles at different steps."""
+    model = tiny_model(TASK, hidden=32, n_recursions=3, n_latent_steps=2, n_supervision=4, **overrides)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        model.core.q_head.weight.copy_(torch.randn(model.core.q_head.weight.shape, generator=g) * 0.5)
+        model.core.q_head.bias.zero_()
+    return model
+
+
+@pytest.mark.parametrize("act_continue", [False, True])
+def test_supervision_records_are_what_the_models_loop_yields(act_continue):
+    """trace() runs the evaluator's loop (supervision_steps): its supervision records are that loop's
+    outputs, and run_to_halt's answers are the trace's at the step its halting rule names."""
+    from trmlab.model import run_to_halt, supervision_steps
+
+    model = _halting_model(act_continue=act_continue)
+    batch = random_batch(TASK, batch_size=6, seed=2)
+    B, N = 6, model.cfg.n_supervision
+    tr = trace(model, batch)
+    sup = tr.records(events=["supervision"])
+    with torch.no_grad():
+        steps = list(supervision_steps(model, batch, N, "max", with_carry=True))
+        z_logits = [model.decode(s.carry.latent) for s in steps]
+    assert len(sup) == len(steps) == N
+    for k, s, zl in zip(sup, steps, z_logits):
+        assert tr.index[k, 0] + 1 == s.step and s.rows.tolist() == list(range(B))
+        probs = torch.softmax(s.out["logits"].float(), -1)
+        np.testing.assert_array_equal(tr.y_pred[k], probs.argmax(-1).numpy())
+        np.testing.assert_array_equal(tr.y_conf[k], probs.max(-1).values.half().numpy())
+        np.testing.assert_array_equal(tr.z_pred[k], zl.argmax(-1).numpy())
+        np.testing.assert_array_equal(tr.halt_logit[k], s.out["q_halt_logits"].numpy())
+        np.testing.assert_array_equal(tr.continue_logit[k], s.out["q_continue_logits"].numpy())
+        np.testing.assert_array_equal(tr.halted[k], s.carry.halted.numpy())
+        np.testing.assert_array_equal(tr.wants_to_halt()[k], s.wants.numpy())
+    halted_at = tr.halted_at()
+    assert len(set(halted_at.tolist())) > 1  # the puzzles stop at different steps
+    rows = np.arange(B)
+    for halting, at in (("max", np.full(B, N - 1)), ("learned", halted_at)):
+        res = run_to_halt(model, batch, halting=halting)
+        np.testing.assert_array_equal(res["steps"].numpy(), at + 1)
+        np.testing.assert_array_equal(res["preds"].numpy(), tr.y_pred[sup[at], rows])
+        np.testing.assert_allclose(res["q_halt_logits"].numpy(), tr.halt_logit[sup[at], rows], rtol=1e-5, atol=1e-6)
+
+
+def test_continue_after_halt_false_restarts_what_the_wrapper_halts():
+    """With eval_halting="learned" the wrapper halts a puzzle when its head says so; continue_after_halt=False
+    lets it reset that slot, so the puzzle starts again: the step after a halt repeats step 0."""
+    from trmlab.model import supervision_steps
+
+    model = _halting_model(eval_halting="learned")
+    batch = random_batch(TASK, batch_size=6, seed=2)
+    events = ("answer", "supervision")
+    keep = trace(model, batch, events=events)
+    restart = trace(model, batch, events=events, continue_after_halt=False)
+    again = trace(model, batch, events=events, continue_after_halt=False, state_budget_mb=0)  # PCA second pass
+    np.testing.assert_allclose(again.y_cell_pc, restart.y_cell_pc, atol=5e-2 * np.abs(restart.y_cell_pc).max())
+    sup = keep.records(events=["supervision"])
+    by_step = [keep.records(steps=[s]) for s in range(4)]
+    first = keep.halted_at()
+    assert (first < 3).any() and (first == 3).any()
+    for b in range(6):
+        s0 = int(first[b])
+        np.testing.assert_array_equal(restart.halt_logit[sup[:s0 + 1], b], keep.halt_logit[sup[:s0 + 1], b])
+        if s0 < 3:  # halted before the last step: reset, the next step is step 0 again
+            np.testing.assert_array_equal(restart.halt_logit[by_step[s0 + 1], b], keep.halt_logit[by_step[0], b])
+            np.testing.assert_array_equal(restart.y_pred[by_step[s0 + 1], b], keep.y_pred[by_step[0], b])
+            assert not np.array_equal(keep.halt_logit[by_step[s0 + 1], b], keep.halt_logit[by_step[0], b])
+    with pytest.raises(ValueError, match="restart_halted"):
+        next(supervision_steps(model, batch, 4, "learned", restart_halted=True))

@@ -7,7 +7,7 @@ pytestmark = pytest.mark.slow
 
 def test_accuracy_rises_along_the_steps(trained_sudoku4):
     from trmlab.trace import trace
-    from trmlab.viz.pickers import from_dataset
+    from trmlab.trace.pickers import from_dataset
 
     from trmlab.runs import load_run
 

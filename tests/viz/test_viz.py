@@ -11,7 +11,7 @@ from trmlab.viz import TraceView, export_html, grid_figure, png_strip
 from trmlab.viz.animation import animation_figure
 from trmlab.viz.figure import DYNAMIC
 from trmlab.viz.grids import cell_panel, region
-from trmlab.viz.pickers import parse_arc_task, parse_maze, rank_puzzles
+from trmlab.trace.pickers import parse_arc_task, parse_maze
 
 ARC_TASK = {"train": [{"input": [[1, 0], [0, 0]], "output": [[2, 2], [2, 2]]},
                       {"input": [[0, 3, 0]], "output": [[4, 4, 4]]}],
@@ -115,15 +115,6 @@ def test_player_steps_and_label(traces):
         assert p.fig.layout.title.text == TraceView(tr).label(5)
     p.puzzle.value = 1
     assert p.view.b == 1
-
-
-def test_rank_puzzles(traces):
-    tr = traces["sudoku4x4"]
-    for by in ("changed", "hardest", "gain"):
-        order = rank_puzzles(tr, by)
-        assert sorted(order.tolist()) == [0, 1]
-    with pytest.raises(ValueError):
-        rank_puzzles(tr, "nonsense")
 
 
 def test_trace_json_is_readable(tmp_path, traces):

@@ -206,7 +206,7 @@ def test_recursion_and_evaluation_default_to_the_task_s_zoo_model(in_zoo):
 
 
 def test_solved_pick_prefers_solved_puzzles():
-    from trmlab.viz.pickers import rank_puzzles
+    from trmlab.trace.pickers import rank_puzzles
 
     class FakeTrace:
         n_puzzles = 3

@@ -169,7 +169,11 @@ class SupervisionStep:
     outputs for those rows (``logits``, ``q_halt_logits``, ``q_continue_logits``); ``wants``: the
     halting head says halt (:func:`wants_to_halt`); ``running``: the row had not stopped before this
     step; ``stops``: the row's answer is final at this step (first time: ``wants`` under learned
-    halting, or the last step). All masks are bool tensors over ``rows``.
+    halting, or the last step). All masks are bool tensors over ``rows``. ``carry`` (only when
+    :func:`supervision_steps` is asked ``with_carry=True``, else None): the :class:`Carry` the wrapper
+    returned for those rows (the step's answer y and latent z, ``steps``, and ``halted`` as the wrapper
+    set it); a reference, nothing is copied, and the loop never changes it (the next step gets a new
+    carry).
     """
 
     step: int
@@ -178,6 +182,7 @@ class SupervisionStep:
     wants: torch.Tensor
     running: torch.Tensor
     stops: torch.Tensor
+    carry: Optional[Carry] = None
 
 
 def _take_rows(carry: Carry, keep: torch.Tensor) -> Carry:
@@ -188,7 +193,7 @@ def _take_rows(carry: Carry, keep: torch.Tensor) -> Carry:
 @torch.no_grad()
 def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None,
                       halting: str = "max", active: Optional[torch.Tensor] = None, compact: bool = True,
-                      observer_factory=None):
+                      observer_factory=None, restart_halted: bool = False, with_carry: bool = False):
     """Run a batch from a fresh start, one supervision step at a time, and yield a
     :class:`SupervisionStep` after each. The loop behind :func:`run_to_halt` and the evaluator.
 
@@ -205,9 +210,20 @@ def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Option
 
     ``active``: optional bool [B]; rows that are False (padding) are not run at all. The model is put
     in eval mode by the caller.
+
+    ``observer_factory``: called with the 0-based step before each step; what it returns is passed
+    to the model as that step's observer (docs/contracts.md). ``with_carry``: each step also carries
+    the wrapper's :class:`Carry` (the tracer reads y and z from it); off by default, so a consumer that
+    holds a step while the next one runs does not also hold a batch's states. ``restart_halted``
+    (only with ``halting="max"``): leave the wrapper's ``halted`` flags as it set them, so a row the wrapper
+    halted (in eval mode: the last step, or the head's wish with ``cfg.eval_halting="learned"``) is
+    reset by the wrapper at the next step and solves its puzzle again from the initial states
+    (``trmlab.trace.trace(..., continue_after_halt=False)``). By default every row keeps refining.
     """
     if halting not in ("max", "learned"):
         raise ValueError(f"halting must be 'max' or 'learned', got {halting!r}")
+    if restart_halted and halting != "max":
+        raise ValueError("restart_halted needs halting='max' (a row that restarts has no final answer)")
     N = n_supervision or model.cfg.n_supervision
     B = batch["inputs"].shape[0]
     device = batch["inputs"].device
@@ -231,7 +247,7 @@ def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Option
             stops = running & wants
         else:
             stops = torch.zeros_like(running)
-        yield SupervisionStep(step, rows, out, wants, running, stops)
+        yield SupervisionStep(step, rows, out, wants, running, stops, carry if with_carry else None)
         stopped = stopped | stops
         if bool(stopped.all()):
             break
@@ -239,8 +255,11 @@ def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Option
             keep = ~stopped
             rows, carry, stopped = rows[keep], _take_rows(carry, keep), stopped[keep]
             sub = {k: v[keep] for k, v in sub.items()}
-        # keep every slot on its puzzle (a halted slot would otherwise be refilled from the batch)
-        carry.halted = torch.zeros_like(carry.halted)
+        if not restart_halted:
+            # keep every slot on its puzzle (a halted slot would otherwise be reset and refilled from the
+            # batch); a new Carry, so the one just yielded keeps the wrapper's flags
+            carry = Carry(carry.answer, carry.latent, carry.steps, torch.zeros_like(carry.halted),
+                          carry.current_data)
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 """Tracing: y and z at every latent update, answer update and supervision step of the recursion.
 
-``trace(model, batch)`` -> :class:`Trace` (save/load as .npz + .json); see recorder.py.
+``trace(model, batch)`` -> :class:`Trace` (save/load as .npz + .json); see recorder.py. Choosing the
+puzzle to trace (typed text, a dataset example, the most interesting of a sample): pickers.py.
 """
 from .projection import PCA, fit_pca
 from .recorder import EVENTS, Trace, expected_records, trace

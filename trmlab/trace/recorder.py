@@ -1,8 +1,9 @@
 """Record what the recursion does: y and z at every latent update, answer update and supervision step.
 
-``trace(model, batch)`` runs the model in evaluation mode through ``n_supervision`` supervision steps
-with an observer on the recursion (docs/contracts.md: ``observer(event, recursion, latent_step,
-answer, latent)``) and keeps, for every record:
+``trace(model, batch)`` runs the model in evaluation mode through ``n_supervision`` supervision steps of
+its own loop (``trmlab.model.supervision_steps``, the evaluator's) with an observer on the recursion
+(docs/contracts.md: ``observer(event, recursion, latent_step, answer, latent)``) and keeps, for every
+record:
 
 * the answer y decoded through the output head (argmax and the probability of the argmax; with
   ``full_probs=True`` every token's probability), and the latent z decoded through the same head
@@ -27,6 +28,7 @@ states themselves: they are held (float16, grid cells only) while the trace runs
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 
 from trmlab.io import atomic_write
-from trmlab.model import wants_to_halt
+from trmlab.model import SupervisionStep, supervision_steps, wants_to_halt
 
 from .projection import PCA, CovarianceAccumulator
 from .tasks import IGNORE_LABEL, TaskSpec, infer_task
@@ -317,13 +319,16 @@ class _Recorder:
                          q, halted=None)
         self.prev_y, self.prev_z = y.clone(), z.clone()
 
-    def supervision(self, out: dict, carry, answer: torch.Tensor, latent: torch.Tensor):
+    def supervision(self, s: SupervisionStep):
+        """The step's own output, as the model's loop (:func:`trmlab.model.supervision_steps`) yields it."""
         if not (self.keep(self.step) and "supervision" in self.events):
             return
-        y, z = self.cells(answer), self.cells(latent)
+        out, carry = s.out, s.carry
+        y, z = self.cells(carry.answer), self.cells(carry.latent)
         T, n = self.model.cfg.n_recursions, self.model.cfg.n_latent_steps
         q = torch.stack([out["q_halt_logits"].float(), out["q_continue_logits"].float()], -1)
-        self._record("supervision", T - 1, n, y, z, out["logits"], self.model.decode(latent), q, halted=carry.halted)
+        self._record("supervision", T - 1, n, y, z, out["logits"], self.model.decode(carry.latent), q,
+                     halted=carry.halted)
 
     def _record(self, event, t, i, y, z, y_logits, z_logits, q, halted):
         self.index.append((self.step, t, i))
@@ -381,20 +386,23 @@ class _Projector:
         if self.keep(self.step) and event in self.events:
             self._add(answer, latent)
 
-    def supervision(self, out, carry, answer, latent):
+    def supervision(self, s: SupervisionStep):
         if self.keep(self.step) and "supervision" in self.events:
-            self._add(answer, latent)
+            self._add(s.carry.answer, s.carry.latent)
 
 
-def _run(model, batch: dict, n_sup: int, observer, continue_after_halt: bool):
-    carry = model.initial_carry(batch)
-    for s in range(n_sup):
-        observer.step = s
-        carry, out = model(carry, batch, observer=observer, n_supervision=n_sup)
-        observer.supervision(out, carry, carry.answer, carry.latent)
-        if continue_after_halt:
-            carry.halted = torch.zeros_like(carry.halted)
-    return carry, out
+def _run(model, batch: dict, n_sup: int, observer, continue_after_halt: bool) -> None:
+    """Run the batch through the model's own supervision loop (:func:`trmlab.model.supervision_steps`,
+    every row all ``n_sup`` steps) with ``observer`` on the recursion, and hand it each step's output.
+    ``continue_after_halt=False``: a slot the wrapper halted is reset and restarts its puzzle."""
+
+    def at_step(step: int):
+        observer.step = step
+        return observer
+
+    for s in supervision_steps(model, batch, n_sup, "max", observer_factory=at_step,
+                               restart_halted=not continue_after_halt, with_carry=True):
+        observer.supervision(s)
 
 
 @torch.no_grad()
@@ -410,9 +418,15 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
     trace (the batch is sliced before the model runs). ``keep_steps``: supervision steps to store (a
     list, a slice or a predicate); the model still runs every step up to the last. ``events``: which of
     "latent", "answer", "supervision" to store. ``pca``: "joint" (one plane for y and z, so both paths
-    share axes) or "separate" (a plane each). ``continue_after_halt``: a puzzle whose halting head says
-    stop keeps being refined (the record's ``halted`` and ``halt_prob`` say where it would stop) rather
-    than being reset, so every puzzle has the same records.
+    share axes) or "separate" (a plane each). ``continue_after_halt`` (default True): a puzzle whose
+    halting head says stop keeps being refined (the record's ``halted`` and ``halt_prob`` say where it
+    would stop), so every puzzle has the same records; False: a slot the wrapper halted is reset and
+    solves its puzzle again from the initial states (in eval mode that happens before the last step
+    only for a model with ``eval_halting="learned"``).
+
+    The steps run through the model's own loop, :func:`trmlab.model.supervision_steps` (all steps,
+    ``restart_halted = not continue_after_halt``), the one ``trmlab eval`` uses; the ``supervision``
+    records are the outputs it yields.
     """
     events = set(events)
     unknown = events - set(EVENTS)
@@ -491,7 +505,7 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
         "pca_cells_explained": {"y": pca_cells_y.explained_variance_ratio.tolist(),
                                 "z": pca_cells_z.explained_variance_ratio.tolist()},
         "puzzle_identifiers": batch["puzzle_identifiers"].cpu().numpy().astype(int).tolist(),
-        "model": _cfg_dict(cfg), "continue_after_halt": continue_after_halt,
+        "model": dataclasses.asdict(cfg), "continue_after_halt": continue_after_halt,
     }
     if "index" in batch and isinstance(batch["index"], torch.Tensor):
         info["puzzle_index"] = batch["index"].cpu().numpy().astype(int).tolist()
@@ -499,15 +513,6 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
         info.update(meta)
     return Trace(task, np.asarray(rec.index, np.int32).reshape(-1, 3), np.asarray(rec.event, np.int8), inputs, lab,
                  arrays, info)
-
-
-def _cfg_dict(cfg) -> dict:
-    try:
-        import dataclasses
-
-        return dataclasses.asdict(cfg)
-    except Exception:
-        return {}
 
 
 def expected_records(n_supervision: int, n_recursions: int, n_latent_steps: int, events: Iterable[str] = EVENTS) -> int:

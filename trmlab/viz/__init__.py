@@ -1,9 +1,9 @@
-"""Views of traces: grid renderers, the ipywidgets player, static HTML animations, PNG strips, pickers."""
+"""Views of traces: grid renderers, the ipywidgets player, static HTML animations, PNG strips, figures,
+tables and curves. Drawing only: choosing a puzzle (reading a dataset, running the model) is
+``trmlab.trace.pickers``."""
 from .animation import animation_figure, export_html, png_strip, show_animation
 from .figure import TraceView
 from .grids import ARC_COLOURS, draw_example, draw_panel, grid_figure
-from .pickers import (Picked, PuzzleFormatError, from_dataset, parse_arc_task, parse_maze, parse_puzzle,
-                      parse_sudoku, pick_interesting, rank_puzzles)
 
 
 def Player(*args, **kwargs):  # imported lazily: ipywidgets is only needed for the live player
@@ -13,6 +13,4 @@ def Player(*args, **kwargs):  # imported lazily: ipywidgets is only needed for t
 
 
 __all__ = ["TraceView", "Player", "animation_figure", "export_html", "png_strip", "show_animation", "grid_figure", "draw_panel",
-           "draw_example", "ARC_COLOURS",
-           "Picked", "PuzzleFormatError", "from_dataset", "parse_arc_task", "parse_maze", "parse_puzzle",
-           "parse_sudoku", "pick_interesting", "rank_puzzles"]
+           "draw_example", "ARC_COLOURS"]

@@ -12,7 +12,7 @@ for ``train_seconds`` on generated 4x4 Sudoku). A zoo model's dataset is built f
 missing, and its files go to ``runs/zoo/<name>/`` (the shipped zoo is never written to). The puzzle comes from, in this order: ``puzzle_text``
 (typed), ``data`` (a built dataset), the run's own dataset (``data`` in its ``config.json``), or a
 generated 4x4 Sudoku. Dataset puzzles are example ``index`` of ``split`` (default ``test``), or the
-one where the recursion works hardest (``pick``: see :func:`trmlab.viz.pickers.rank_puzzles`).
+one where the recursion works hardest (``pick``: see :func:`trmlab.trace.pickers.rank_puzzles`).
 
 A run is traced for as many supervision steps as it is evaluated (``train.eval_supervision`` of its
 config, else the model's N_sup), so the animation reaches the step at which ``trmlab eval`` reports
@@ -37,7 +37,7 @@ from trmlab.trace.tiny import tiny_model
 from trmlab.train.trainer import train
 from trmlab.trace.tasks import TaskSpec, dataset_task, infer_task, sudoku_spec
 from trmlab.viz.animation import export_html, png_strip
-from trmlab.viz.pickers import Picked, from_dataset, make_batch, parse_puzzle, pick_interesting, puzzle_summary
+from trmlab.trace.pickers import Picked, from_dataset, make_batch, parse_puzzle, pick_interesting, puzzle_summary
 
 
 #: the recursion files written into a run folder (``RUN/recursion/...``), for reports and the README
@@ -162,7 +162,7 @@ def prepare(run: Optional[str | os.PathLike] = None, data: Optional[str | os.Pat
     empty: the zoo model of ``task`` (``sudoku9``, ``maze10``... see ``trmlab zoo list``); both empty:
     a tiny model (untrained, or trained ``train_seconds``). ``pick``: ``index`` (example ``index``),
     ``solved`` (a puzzle the model solves, the one whose answer changes most), or ``changed`` /
-    ``hardest`` / ``gain`` (:func:`trmlab.viz.pickers.rank_puzzles`) among ``candidates`` random test
+    ``hardest`` / ``gain`` (:func:`trmlab.trace.pickers.rank_puzzles`) among ``candidates`` random test
     puzzles. ``n_supervision``: steps to trace; 0 = the run's evaluation steps (a tiny model: its
     N_sup). ``events``: which records to keep (trmlab.trace.EVENTS)."""
     if pick not in PICK_RULES:

@@ -1,5 +1,6 @@
-"""The widgets' pickers: typed puzzles through the data layer's parsers (the same ones `trmlab solve`
-uses, with the same errors), and examples of built datasets (ARC with their demonstrations)."""
+"""The pickers (trmlab.trace.pickers: what the recursion notebook and the widgets trace): typed puzzles
+through the data layer's parsers (the same ones `trmlab solve` uses, with the same errors), examples of
+built datasets (ARC with their demonstrations), and the ranking of a trace's puzzles."""
 import json
 
 import numpy as np
@@ -11,9 +12,10 @@ from trmlab.config import get_preset
 from trmlab.data import arc, maze, sudoku
 from trmlab.data.format import DatasetError, open_split
 from trmlab.trace import arc_spec, maze_spec, sudoku_spec
-from trmlab.trace.tiny import tiny_model
-from trmlab.viz.pickers import (PuzzleFormatError, from_dataset, parse_arc_task, parse_maze, parse_puzzle,
-                                parse_sudoku, pick_interesting)
+from trmlab.trace.tiny import random_batch, tiny_model
+from trmlab.trace import trace
+from trmlab.trace.pickers import (PuzzleFormatError, from_dataset, parse_arc_task, parse_maze, parse_puzzle,
+                                  parse_sudoku, pick_interesting, rank_puzzles)
 
 
 def test_sudoku_strings():
@@ -187,3 +189,13 @@ def test_arc_demonstrations_errors_are_not_hidden(tmp_path):
     (root / "build.json").write_text("{broken")
     with pytest.raises(DatasetError, match="build.json: not valid JSON"):
         from_dataset(str(root), 0)
+
+
+def test_rank_puzzles():
+    task = sudoku_spec(4)
+    tr = trace(tiny_model(task, hidden=32), random_batch(task, 2, seed=3), task=task, pca="none")
+    for by in ("changed", "solved", "hardest", "gain"):
+        order = rank_puzzles(tr, by)
+        assert sorted(order.tolist()) == [0, 1]
+    with pytest.raises(ValueError):
+        rank_puzzles(tr, "nonsense")

@@ -4,6 +4,9 @@ the user types or pastes (a Sudoku string, a maze in text, an ARC task JSON).
 Every picker returns a :class:`Picked`: a one-row (or few-row) batch for ``trmlab.trace.trace``, the
 task spec, a description, and for ARC the demonstration pairs to draw beside the test input. Parsers
 raise :class:`PuzzleFormatError` with a message that says what is wrong and where.
+
+This reads datasets and runs the model (``pick_interesting`` traces candidates to rank them), so it sits
+in the trace layer, below the views (``trmlab.viz`` only draws).
 """
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ import torch
 
 from trmlab.data import arc, maze, sudoku
 from trmlab.data.format import PuzzleFormatError, open_split, read_identifiers, read_test_puzzles
-from trmlab.trace.recorder import Trace, trace
-from trmlab.trace.tasks import IGNORE_LABEL, TaskSpec, arc_spec, dataset_task, maze_spec, sudoku_spec
+from .recorder import Trace, trace
+from .tasks import IGNORE_LABEL, TaskSpec, arc_spec, dataset_task, maze_spec, sudoku_spec
 
 __all__ = ["Picked", "PuzzleFormatError", "make_batch", "parse_sudoku", "parse_maze", "parse_arc_task",
            "parse_puzzle", "from_dataset", "rank_puzzles", "pick_interesting"]
