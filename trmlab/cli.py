@@ -293,7 +293,7 @@ def _report(args) -> int:
         print(f"wrote {write_index(args.out)}")
         return 0
     notebooks = [n.strip() for n in args.notebooks.split(",")] if args.notebooks else None
-    report_runs(args.runs, out=args.out, notebooks=notebooks)
+    report_runs(args.runs, out=args.out, notebooks=notebooks, standalone=args.standalone)
     return 0
 
 
@@ -422,10 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="HTML reports of executed notebooks, plus reports/index.html",
                        description="Exports every executed notebook in each RUN folder (or each .ipynb given) to "
-                                   "HTML that opens with no network and no kernel, and rewrites OUT/index.html.")
+                                   "HTML that opens with no network and no kernel, and rewrites OUT/index.html (one "
+                                   "row per run). The reports share one copy of their scripts in OUT/assets.")
     s.add_argument("runs", nargs="*", help="run folders or executed notebooks (none: only rewrite the index)")
     s.add_argument("--out", default="reports", help="reports folder (default reports/)")
     s.add_argument("--notebooks", help="only these notebooks of each run, e.g. 02-train,03-evaluate")
+    s.add_argument("--standalone", action="store_true",
+                   help="self-contained files with their scripts inline (~9 MB more each), to send to someone")
     s.set_defaults(func=_report)
 
     from .workbench.demo import DEMO_DATA, DEMO_RUN, DEMO_STEPS  # lazy: see the module docstring

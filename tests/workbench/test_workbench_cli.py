@@ -76,6 +76,11 @@ def test_a_failing_cell_exits_nonzero_and_its_report_shows_it(tmp_path):
     assert "run-boom.html" in index and "failed" in index
     info = json.loads((reports / "run-boom.json").read_text())
     assert info["status"] == "failed" and "boom 42" in info["error"]
+    assert info["in_run"] is True and info["standalone"] is False
+    r = trmlab("report", run, "--out", tmp_path / "alone", "--standalone")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "alone" / "run-boom.json").read_text())["standalone"] is True
+    assert 'src="assets/' not in (tmp_path / "alone" / "run-boom.html").read_text()
 
 
 def test_a_two_cell_sweep_writes_two_rows_and_reruns_nothing(tmp_path):

@@ -2,10 +2,11 @@
 
 >>> report_runs(["runs/demo-sudoku4"])          # reports/demo-sudoku4-02-train.html, ... + reports/index.html
 >>> export_report("runs/x/02-train.ipynb", "reports/x-02-train.html")
+>>> report_runs(["runs/x"], standalone=True)    # each file self-contained, to send to someone
 
-A report is nbconvert's JupyterLab-style HTML with everything inline:
+A report is nbconvert's JupyterLab-style HTML whose scripts all come from the machine:
 
-* plotly figures: each figure's JSON is drawn by plotly.js, included once from the ``plotly`` package;
+* plotly figures: each figure's JSON is drawn by plotly.js, from the ``plotly`` package;
 * ipywidgets (progress bars, sliders, players): the widget state saved by papermill, drawn by the
   ``@jupyter-widgets/html-manager`` embed script with require.js, both read from a local folder (see
   :func:`widget_js_dir`: ``scripts/setup.sh`` fetches them once with npm) and anywidget's module (for
@@ -13,9 +14,14 @@ A report is nbconvert's JupyterLab-style HTML with everything inline:
   widgets show their text form; plotly figures still render;
 * no MathJax or Mermaid from a CDN: nothing on the page asks the network for anything.
 
+By default the reports of one folder share one copy of those scripts in ``<folder>/assets`` (named by
+version or content hash, so a newer script never replaces one an older report still loads) and load them
+with relative ``<script src="assets/...">`` tags, which a browser follows from disk (``file://``).
+``standalone=True`` inlines them instead: the file works alone, ~9 MB bigger.
+
 A notebook that failed gets a red banner naming the failing cell, and the cell shows its traceback.
 Next to each ``NAME.html`` a ``NAME.json`` holds what the index shows (run, task, preset, metrics,
-status, date); ``index.html`` lists every report of the folder, newest first.
+status, date); ``index.html`` has one row per run (the run's reports linked by notebook), newest first.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from typing import Iterable, Optional
 
 from ..io import atomic_write, write_json_atomic
 from ..paths import display_path as _rel, project_root, resolve
-from .results import RunFolderError, read_notebooks, read_run
+from .results import RunFolderError, is_run_folder, read_notebooks, read_run
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: the widget scripts, their pinned npm packages and SHA-256 (checked by scripts/setup.sh when it fetches them)
@@ -82,6 +88,10 @@ class ReportInfo:
     eval_checkpoint: Optional[str]
     eval_checkpoint_choice: Optional[str]
     widgets: bool  # widget state was embedded with its renderer
+    # the notebook's folder is a run (a run folder, or a notebook executed there by papermill); False: a
+    # bare notebook, shown on an index row of its own. None in sidecars from before it was recorded
+    in_run: Optional[bool] = None
+    standalone: Optional[bool] = None  # the scripts are inline (False: loaded from assets/)
 
 
 # -- the widget scripts --------------------------------------------------------------------------
@@ -160,6 +170,74 @@ def _inline(js: str) -> str:
     return js.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
 
 
+ASSETS = "assets"  #: the folder, next to the reports, of the scripts they share
+
+
+def write_asset(folder: str | os.PathLike, stem: str, suffix: str, text: str) -> str:
+    """Put ``text`` in ``folder/<stem><suffix>`` (atomically) unless that file already holds it, and
+    return the file name. A different file of that name is never replaced (a report may load it): the
+    text goes to ``<stem>-<first 12 hex digits of its SHA-256><suffix>`` instead."""
+    import hashlib
+
+    folder = Path(folder)
+    data = text.encode("utf-8")
+    names = [stem + suffix, f"{stem}-{hashlib.sha256(data).hexdigest()[:12]}{suffix}"]
+    for name in names:
+        path = folder / name
+        if path.is_file():
+            if path.stat().st_size == len(data) and path.read_bytes() == data:
+                return name
+            continue
+        atomic_write(path, lambda f: f.write(data))
+        return name
+    raise ReportError(f"{folder / names[1]}: exists with other content (not written by trmlab?); remove it")
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _content_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def report_scripts(has_plotly: bool, js_dir: Optional[Path], assets: Optional[Path]) -> tuple[list, list]:
+    """The (head, footer) scripts of a report, in load order: plotly's config and plotly.js; require.js and
+    anywidget's named module; the widget renderer (footer). Each is ``{"inline": text}`` or ``{"src":
+    "assets/NAME"}``: with ``assets`` (a folder) the big scripts are written there once (see
+    :func:`write_asset`) and referenced by relative path; with None everything is inline."""
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    head, footer = [], []
+
+    def add(where: list, stem: str, suffix: str, text: str):
+        if assets is None:
+            where.append({"inline": _inline(text)})
+        else:
+            where.append({"src": f"{ASSETS}/{write_asset(assets, stem, suffix, text)}"})
+
+    if has_plotly:
+        config = "window.PlotlyConfig = {MathJaxConfig: 'local'};\n"
+        if assets is None:
+            head.append({"inline": _inline(config + get_plotlyjs())})
+        else:
+            head.append({"inline": config})
+            add(head, f"plotly-{get_plotlyjs_version()}", ".min.js", get_plotlyjs())
+    if js_dir is not None:
+        add(head, "require-" + WIDGET_JS["require.js"][0].rpartition("@")[2], ".js", (js_dir / "require.js").read_text())
+        add(head, f"anywidget-{_version('anywidget')}", ".js", anywidget_module())
+        renderer = widget_renderer(js_dir)  # fonts inlined: named by content, not by the npm version
+        add(footer, f"embed-amd-{_content_hash(renderer)}", ".js", renderer)
+    return head, footer
+
+
 # -- preparing the notebook -----------------------------------------------------------------------
 
 def _is_plotly_loader(output: dict) -> bool:
@@ -200,10 +278,66 @@ def prune_widget_state(nb) -> int:
     return dropped
 
 
+#: what a plotly ``FigureWidget`` of a saved notebook runs in a report instead of plotly's widget bundle
+#: (``_esm``, ~5 MB: plotly.js again, with the code that syncs the figure with a kernel). With no kernel
+#: the widget only shows the figure it held when the notebook was saved, which this draws the way the
+#: bundle's FigureView does (height 360 unless set, resized with the window unless the width is set), with
+#: the page's own plotly.js.
+STATIC_FIGURE_ESM = """// trmlab: the saved state of a plotly FigureWidget, drawn with the page's plotly.js (no kernel here)
+const TYPED = { int8: Int8Array, int16: Int16Array, int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array,
+                uint32: Uint32Array, float32: Float32Array, float64: Float64Array };
+// what plotly's widget does to the saved traits: {dtype, shape, buffer} (a binary buffer) -> typed array
+function revive(v) {
+  if (Array.isArray(v)) return v.map(revive);
+  if (v === "_undefined_") return undefined;
+  if (v === null || typeof v !== "object" || ArrayBuffer.isView(v)) return v;
+  const bytes = v.buffer || v.value;
+  if (v.dtype in TYPED && v.shape && bytes && bytes.buffer) {
+    const T = TYPED[v.dtype];
+    return new T(bytes.buffer, bytes.byteOffset || 0, (bytes.byteLength || 0) / T.BYTES_PER_ELEMENT);
+  }
+  const out = {};
+  for (const k of Object.keys(v)) out[k] = revive(v[k]);
+  return out;
+}
+function render({ model, el }) {
+  const data = revive(model.get("_widget_data") || []);
+  const layout = revive(model.get("_widget_layout") || {});
+  if (!layout.height) layout.height = 360;
+  const config = Object.assign({}, model.get("_config") || {}, { editSelection: false });
+  window.Plotly.newPlot(el, data, layout, config);
+  const resize = () => { if (layout.width == null) window.Plotly.Plots.resize(el); };
+  window.addEventListener("resize", resize);
+  return () => { window.removeEventListener("resize", resize); window.Plotly.purge(el); };
+}
+export default { render };
+"""
+
+
+def _is_figure_widget(model: dict) -> bool:
+    """A plotly FigureWidget's saved model (anywidget with plotly's figure traits)."""
+    st = model.get("state") or {}
+    return model.get("model_name") == "AnyModel" and isinstance(st.get("_esm"), str) and {
+        "_widget_data", "_widget_layout", "_py2js_relayout", "_js2py_relayout"} <= set(st)
+
+
+def static_figure_widgets(nb) -> int:
+    """Swap the ``_esm`` of each plotly FigureWidget in ``nb``'s widget state for
+    :data:`STATIC_FIGURE_ESM` (which needs plotly.js on the page). Returns how many were swapped."""
+    bundle = (nb.metadata.get("widgets") or {}).get(WIDGET_STATE) or {}
+    n = 0
+    for model in (bundle.get("state") or {}).values():
+        if isinstance(model, dict) and _is_figure_widget(model):
+            model["state"]["_esm"] = STATIC_FIGURE_ESM
+            n += 1
+    return n
+
+
 def prepare_notebook(nb, banner_html: str, keep_widgets: bool):
     """A copy of ``nb`` for export: plotly figures re-drawn as plain plotly.js calls (no require.js), the
-    plotly loader outputs dropped, a banner cell first, widget state dropped unless ``keep_widgets``.
-    Returns (notebook, has_plotly)."""
+    plotly loader outputs dropped, a banner cell first, widget state dropped unless ``keep_widgets`` (kept:
+    models no output shows dropped, FigureWidgets drawn by the page's plotly.js, see
+    :data:`STATIC_FIGURE_ESM`). Returns (notebook, needs plotly.js)."""
     import nbformat
     import plotly.io as pio
 
@@ -228,6 +362,7 @@ def prepare_notebook(nb, banner_html: str, keep_widgets: bool):
         del nb.metadata["widgets"]
     elif keep_widgets:
         prune_widget_state(nb)
+        has_plotly = static_figure_widgets(nb) > 0 or has_plotly
     banner = nbformat.v4.new_markdown_cell(banner_html)
     banner.metadata["tags"] = ["trmlab-banner"]
     nb.cells.insert(0, banner)
@@ -237,12 +372,13 @@ def prepare_notebook(nb, banner_html: str, keep_widgets: bool):
 # -- one report -----------------------------------------------------------------------------------
 
 def export_report(notebook: str | os.PathLike, out_html: str | os.PathLike, title: str = "",
-                  banner_html: str = "") -> bool:
-    """Write the HTML report of an executed notebook to ``out_html``. Returns True when its widget
-    state was embedded with the widget renderer (False: no widgets, or the scripts are not installed)."""
+                  banner_html: str = "", standalone: bool = False) -> bool:
+    """Write the HTML report of an executed notebook to ``out_html``. Its scripts go once into the
+    ``assets`` folder next to it and are loaded from there, or with ``standalone`` are inline (a file
+    that works alone). Returns True when its widget state was embedded with the widget renderer (False:
+    no widgets, or the scripts are not installed)."""
     import nbformat
     from nbconvert import HTMLExporter
-    from plotly.offline import get_plotlyjs
 
     notebook = Path(notebook)
     try:
@@ -255,18 +391,12 @@ def export_report(notebook: str | os.PathLike, out_html: str | os.PathLike, titl
         banner_html += ("\n\n<p><i>The interactive widgets of this notebook are shown as text: the widget "
                         "scripts are not installed (bash scripts/setup.sh fetches them with npm).</i></p>")
     prepared, has_plotly = prepare_notebook(nb, banner_html, keep_widgets=js_dir is not None)
-    head, footer = [], []
-    if has_plotly:
-        head.append(_inline("window.PlotlyConfig = {MathJaxConfig: 'local'};\n" + get_plotlyjs()))
-    if js_dir is not None:
-        head.append(_inline((js_dir / "require.js").read_text()))
-        head.append(_inline(anywidget_module()))
-        footer.append(_inline(widget_renderer(js_dir)))
+    out_html = Path(out_html)
+    head, footer = report_scripts(has_plotly, js_dir, None if standalone else out_html.parent / ASSETS)
     exporter = HTMLExporter(template_name="trmlab_report", extra_template_basedirs=[str(TEMPLATES)])
     resources = {"trmlab_head_js": head, "trmlab_footer_js": footer,
                  "metadata": {"name": title or notebook.stem}}
     body, _ = exporter.from_notebook_node(prepared, resources=resources)
-    out_html = Path(out_html)
     out_html.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out_html, lambda f: f.write(body.encode("utf-8")))
     return js_dir is not None
@@ -296,8 +426,10 @@ def _banner(nb_rec, run_summary, notebook: Path) -> str:
     return "\n".join(lines)
 
 
-def report_notebook(notebook: str | os.PathLike, out: str | os.PathLike = "reports", name: str = "") -> ReportInfo:
-    """The report of one executed notebook (its folder is taken as its run folder when it is one)."""
+def report_notebook(notebook: str | os.PathLike, out: str | os.PathLike = "reports", name: str = "",
+                    standalone: bool = False) -> ReportInfo:
+    """The report of one executed notebook (its folder is taken as its run folder when it is one);
+    ``standalone``: scripts inline instead of in ``<out>/assets`` (see :func:`export_report`)."""
     notebook = resolve(notebook)
     if not notebook.is_file():
         raise ReportError(f"{notebook}: no such notebook")
@@ -310,7 +442,8 @@ def report_notebook(notebook: str | os.PathLike, out: str | os.PathLike = "repor
     out = resolve(out)
     name = name or f"{run_dir.name}-{notebook.stem}"
     title = f"{run_dir.name} · {notebook.stem}"
-    widgets = export_report(notebook, out / f"{name}.html", title=title, banner_html=_banner(rec, summary, notebook))
+    widgets = export_report(notebook, out / f"{name}.html", title=title, banner_html=_banner(rec, summary, notebook),
+                            standalone=standalone)
     row = summary.row() if summary is not None else {}
     date = (rec.end_time if rec is not None and rec.end_time else
             _dt.datetime.fromtimestamp(notebook.stat().st_mtime).isoformat(timespec="seconds"))
@@ -325,15 +458,18 @@ def report_notebook(notebook: str | os.PathLike, out: str | os.PathLike = "repor
         eval_exact_accuracy_low=row.get("eval_exact_accuracy_low"),
         eval_exact_accuracy_high=row.get("eval_exact_accuracy_high"),
         eval_n_supervision=row.get("eval_n_supervision"), eval_checkpoint=row.get("eval_checkpoint"),
-        eval_checkpoint_choice=row.get("eval_checkpoint_choice"), widgets=widgets)
+        eval_checkpoint_choice=row.get("eval_checkpoint_choice"), widgets=widgets,
+        in_run=summary is not None and (is_run_folder(run_dir) or (rec is not None and rec.status != "unknown")),
+        standalone=standalone)
     write_json_atomic(out / f"{name}.json", asdict(info), indent=2, sort_keys=True)
     return info
 
 
 def report_runs(paths: Iterable[str | os.PathLike], out: str | os.PathLike = "reports",
-                notebooks: Optional[list[str]] = None, echo=print) -> list[ReportInfo]:
+                notebooks: Optional[list[str]] = None, echo=print, standalone: bool = False) -> list[ReportInfo]:
     """Reports of the executed notebooks in each run folder (or of notebook files given directly),
-    then ``index.html``. ``notebooks``: only these stems (default: every executed notebook)."""
+    then ``index.html``. ``notebooks``: only these stems (default: every executed notebook);
+    ``standalone``: self-contained files (scripts inline) instead of sharing ``<out>/assets``."""
     infos = []
     for p in paths:
         p = resolve(p)
@@ -349,7 +485,7 @@ def report_runs(paths: Iterable[str | os.PathLike], out: str | os.PathLike = "re
         else:
             raise ReportError(f"{p}: no such run folder or notebook")
         for f in files:
-            info = report_notebook(f, out)
+            info = report_notebook(f, out, standalone=standalone)
             echo(f"wrote {_rel(resolve(out) / info.html)}" + (" (FAILED notebook)" if info.status == "failed" else ""))
             infos.append(info)
     index = write_index(out)
@@ -360,7 +496,8 @@ def report_runs(paths: Iterable[str | os.PathLike], out: str | os.PathLike = "re
 # -- the index ------------------------------------------------------------------------------------
 
 def read_index_entries(out: str | os.PathLike = "reports") -> list[ReportInfo]:
-    """Every report of the folder that still has its HTML, newest first."""
+    """Every report of the folder that still has its HTML, newest first. Sidecars written by earlier
+    versions load too: a field they lack is None."""
     out = resolve(out)
     entries = []
     fields = set(ReportInfo.__dataclass_fields__)
@@ -378,6 +515,39 @@ def read_index_entries(out: str | os.PathLike = "reports") -> list[ReportInfo]:
     return entries
 
 
+@dataclass
+class IndexRow:
+    """One row of the index: a run and its reports (or the one report of a notebook outside any run)."""
+
+    run: str  # the run folder ("" for a notebook outside any run)
+    reports: list  # its ReportInfo, by notebook name
+    info: ReportInfo  # the run's fields, each from the newest of its reports that has it
+
+    @property
+    def date(self) -> str:
+        return max((r.date or "" for r in self.reports), default="")
+
+
+def index_rows(entries: Iterable[ReportInfo]) -> list[IndexRow]:
+    """Group reports by run folder, newest run first. A report with ``in_run`` False (a notebook not in
+    a run folder) is a row of its own; sidecars without the field are grouped by their folder."""
+    groups: dict[tuple, list[ReportInfo]] = {}
+    for e in entries:
+        key = ("file", e.html) if e.in_run is False else ("run", e.run or "")
+        groups.setdefault(key, []).append(e)
+    rows = []
+    for (kind, key), reps in groups.items():
+        newest = sorted(reps, key=lambda e: (e.date or "", e.html), reverse=True)
+        merged = {}
+        for name in ReportInfo.__dataclass_fields__:
+            values = [getattr(e, name) for e in newest]
+            merged[name] = next((v for v in values if v not in (None, "")), values[0])
+        rows.append(IndexRow(run=key if kind == "run" else "", info=ReportInfo(**merged),
+                             reports=sorted(reps, key=lambda e: (e.notebook or "", e.html))))
+    rows.sort(key=lambda r: (r.date, r.run, r.reports[0].html), reverse=True)
+    return rows
+
+
 def _pct(v, lo=None, hi=None) -> str:
     if v is None:
         return ""
@@ -387,31 +557,63 @@ def _pct(v, lo=None, hi=None) -> str:
     return s
 
 
+def _metrics(e: ReportInfo) -> tuple[str, str]:
+    """The index's two metric cells: training's last evaluation and the run's evaluation file."""
+    train = _pct(e.exact_accuracy, e.exact_accuracy_low, e.exact_accuracy_high)
+    if train and e.eval_supervision:
+        train += f" @ {e.eval_supervision} steps"
+    ev = _pct(e.eval_exact_accuracy, e.eval_exact_accuracy_low, e.eval_exact_accuracy_high)
+    if ev and e.eval_n_supervision:
+        ev += f" @ {e.eval_n_supervision} steps"
+    if ev and e.eval_checkpoint:
+        ev += f" · checkpoint {html.escape(Path(str(e.eval_checkpoint)).name)}"
+        if e.eval_checkpoint_choice:
+            ev += f" ({html.escape(str(e.eval_checkpoint_choice))})"
+    return train, ev
+
+
+#: shows the task filter and hides the rows of other tasks (with scripts off, every row shows)
+_FILTER_JS = """(function () {
+  var box = document.getElementById("task-filter-box"), sel = document.getElementById("task-filter");
+  box.hidden = false;
+  sel.addEventListener("change", function () {
+    var rows = document.querySelectorAll("#reports tbody tr[data-task]");
+    for (var i = 0; i < rows.length; i++)
+      rows[i].hidden = sel.value !== "*" && rows[i].getAttribute("data-task") !== sel.value;
+  });
+})();"""
+
+
+def _report_link(rep: ReportInfo) -> str:
+    failed = rep.status == "failed"
+    cls = " class='failed'" if failed else ""
+    return (f"<a href='{html.escape(rep.html)}'{cls} title='{html.escape(rep.title or '')}'>"
+            f"{html.escape(rep.notebook or rep.html)}</a>" + (" (failed)" if failed else ""))
+
+
 def write_index(out: str | os.PathLike = "reports") -> Path:
-    """``<out>/index.html``: one row per report, newest first (task, preset, notebook, status, key
-    metrics, date). A static page with no script."""
+    """``<out>/index.html``: one row per run, newest first (run, task, preset, steps, minutes, parameters,
+    key metrics with their 95% intervals, a link to each of its reports, date), and a task filter (a small
+    inline script; with scripts off every row shows). Nothing on it asks the network."""
     out = resolve(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for e in read_index_entries(out):
-        status = ("<span class='failed'>failed</span>" if e.status == "failed" else html.escape(e.status))
-        train = _pct(e.exact_accuracy, e.exact_accuracy_low, e.exact_accuracy_high)
-        if train and e.eval_supervision:
-            train += f" @ {e.eval_supervision} steps"
-        ev = _pct(e.eval_exact_accuracy, e.eval_exact_accuracy_low, e.eval_exact_accuracy_high)
-        if ev and e.eval_n_supervision:
-            ev += f" @ {e.eval_n_supervision} steps"
-        if ev and e.eval_checkpoint:
-            ev += f" · checkpoint {html.escape(Path(str(e.eval_checkpoint)).name)}"
-            if e.eval_checkpoint_choice:
-                ev += f" ({html.escape(str(e.eval_checkpoint_choice))})"
+    rows, tasks = [], set()
+    for r in index_rows(read_index_entries(out)):
+        e = r.info
+        tasks.add(e.task or "")
+        train, ev = _metrics(e)
         size = f"{e.n_params:,}" if e.n_params else ""
+        minutes = "" if e.wall_minutes is None else f"{e.wall_minutes:.1f}"
+        where = (f"<code>{html.escape(r.run)}</code>" if r.run else
+                 f"{html.escape(r.reports[0].title or r.reports[0].html)} <i>(not in a run folder)</i>")
+        links = "<br>".join(_report_link(rep) for rep in r.reports)
         rows.append(
-            f"<tr><td><a href='{html.escape(e.html)}'>{html.escape(e.title)}</a></td>"
+            f"<tr data-task='{html.escape(e.task or '')}'><td>{where}</td>"
             f"<td>{html.escape(e.task or '')}</td><td>{html.escape(e.preset or '')}</td>"
-            f"<td>{html.escape(e.notebook)}</td><td>{status}</td><td>{e.steps or ''}</td>"
-            f"<td>{'' if e.wall_minutes is None else f'{e.wall_minutes:.1f}'}</td><td>{size}</td>"
-            f"<td>{train}</td><td>{ev}</td><td>{html.escape((e.date or '').replace('T', ' '))}</td></tr>")
+            f"<td>{e.steps or ''}</td><td>{minutes}</td><td>{size}</td><td>{train}</td><td>{ev}</td>"
+            f"<td class='links'>{links}</td><td>{html.escape(r.date.replace('T', ' '))}</td></tr>")
+    options = "".join(f"<option value='{html.escape(t)}'>{html.escape(t) if t else '(no task)'}</option>"
+                      for t in sorted(tasks))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>trmlab reports</title>
 <style>
@@ -419,20 +621,28 @@ body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
 table {{ border-collapse: collapse; font-size: 14px; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: 6px 10px; text-align: left; vertical-align: top; }}
 th {{ background: #f3f3f3; }}
+td.links {{ white-space: nowrap; }}
 .failed {{ color: #c62828; font-weight: bold; }}
 p.note {{ color: #555; max-width: 70em; }}
 </style></head><body>
 <h1>trmlab reports</h1>
-<p class="note">Each report is an executed notebook (papermill) exported to HTML with its figures and widgets;
-it opens with no network and no kernel. <i>training eval</i>: test exact accuracy at the last evaluation
-during training, with its 95% interval; <i>evaluation</i>: the run's evaluation file (03-evaluate /
-trmlab eval) with the checkpoint it used and how that checkpoint was chosen. Newest first.</p>
-<table id="reports"><thead><tr><th>report</th><th>task</th><th>preset</th><th>notebook</th><th>status</th>
+<p class="note">One row per run, newest first, with a link to the report of each of its notebooks. A report
+is an executed notebook (papermill) exported to HTML with its figures and widgets; it opens with no network
+and no kernel; it loads its scripts from the <code>assets</code> folder next to it (keep them together, or
+make self-contained copies with <code>trmlab report --standalone</code>).
+<i>training eval</i>: test exact accuracy at the last evaluation during training, with its 95% interval;
+<i>evaluation</i>: the run's evaluation file (03-evaluate / trmlab eval) with the checkpoint it used and how
+that checkpoint was chosen.</p>
+<p id="task-filter-box" hidden><label>task: <select id="task-filter"><option value="*">all tasks</option>{options}</select></label></p>
+<table id="reports"><thead><tr><th>run</th><th>task</th><th>preset</th>
 <th>steps</th><th>minutes</th><th>parameters</th><th>training eval (exact)</th><th>evaluation (exact)</th>
-<th>date</th></tr></thead>
+<th>reports</th><th>date</th></tr></thead>
 <tbody>
-{chr(10).join(rows) if rows else "<tr><td colspan='11'>no reports yet: trmlab report RUN_DIR</td></tr>"}
+{chr(10).join(rows) if rows else "<tr><td colspan='10'>no reports yet: trmlab report RUN_DIR</td></tr>"}
 </tbody></table>
+<script>
+{_FILTER_JS}
+</script>
 </body></html>
 """
     index = out / "index.html"
