@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh) and run the whole test suite. Usage: bash scripts/test.sh [pytest args]
-# At the end it says how many browser tests (tests/browser: headless Chromium) were skipped and why, so a
+# pytest prints the ten slowest tests (--durations=10). At the end it says how many browser tests (tests/browser: headless Chromium) were skipped and why, so a
 # run without Chromium does not pass silently. The exit status is pytest's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ export WANDB_MODE=disabled
 report=$(mktemp "${TMPDIR:-/tmp}/trmlab-junit.XXXXXX")
 trap 'rm -f "$report"' EXIT
 status=0
-.venv/bin/python -m pytest -q -ra --timeout=900 --junitxml="$report" "$@" || status=$?
+.venv/bin/python -m pytest -q -ra --timeout=900 --durations=10 --junitxml="$report" "$@" || status=$?
 .venv/bin/python - "$report" <<'PY' || true
 import collections
 import sys

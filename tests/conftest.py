@@ -77,3 +77,37 @@ def trained_sudoku4(tmp_path_factory):
     cfg = get_preset("cpu_sudoku4", {"data": str(data), "train.max_steps": steps, "train.wandb_mode": "disabled"})
     metrics = train(cfg, root / "run", progress=False)
     return data, root / "run", metrics
+
+
+class ZooData:
+    """The shipped zoo models' datasets, each built at most once per test session into one project root
+    through the zoo's own on-demand path (``trmlab.zoo.recipes.ensure_zoo_data``: the card's builder
+    arguments, the hash checked against the card), then shared: building ``sudoku9-easy40`` takes about
+    40 s, and three tests (the zoo's rebuild check, the 04-recursion notebook and its browser test) need it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def folder(self, name: str) -> Path:
+        from trmlab.zoo import recipes, store
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv(store.ZOO_ENV, raising=False)  # the repository's zoo
+            recipe = recipes.recipe_of(name)
+            return recipes.ensure_zoo_data(recipe, store.read_card(store.folder(name)), progress=False,
+                                           echo=lambda *a, **k: None, root=self.root)[0]
+
+    def link_into(self, root: Path, name: str) -> Path:
+        """``root/data/<the model's data folder>`` as a link to the shared build (made first if needed)."""
+        built = self.folder(name)
+        dest = Path(root) / "data" / built.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            dest.symlink_to(built, target_is_directory=True)
+        return dest
+
+
+@pytest.fixture(scope="session")
+def zoo_data(tmp_path_factory):
+    """:class:`ZooData` over one session-wide project root."""
+    return ZooData(tmp_path_factory.mktemp("zoo-project"))

@@ -19,11 +19,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """A fresh project (notebooks only, no data, no runs) where `trmlab run 04-recursion` runs with the
+def executed(tmp_path_factory, zoo_data):
+    """A fresh project (notebooks only, no runs; its data/ holds the 9x9 zoo model's dataset, built once per
+    session through the card: tests/conftest.py ZooData) where `trmlab run 04-recursion` runs with the
     notebook's defaults, then `trmlab report`."""
     root = tmp_path_factory.mktemp("fresh")
     shutil.copytree(REPO / "notebooks", root / "notebooks")
+    zoo_data.link_into(root, "sudoku9")
     (root / "trmlab").mkdir()  # marks the project root (the package itself is imported from the clone)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                WANDB_MODE="disabled", OMP_NUM_THREADS="1")
@@ -40,7 +42,7 @@ def test_default_recursion_traces_the_9x9_zoo_model_on_a_puzzle_it_solves(execut
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "the zoo model sudoku9" in text and "9x9" in text
     folder = executed / "runs" / "zoo" / "sudoku9" / "recursion"
-    assert (executed / "data" / "sudoku9-easy40" / "test").is_dir()  # built from the card, on demand
+    assert (executed / "data" / "sudoku9-easy40" / "test").is_dir()  # the card's dataset (hash checked on use)
     from trmlab.trace.recorder import Trace
 
     tr = Trace.load(str(folder / "trace"))

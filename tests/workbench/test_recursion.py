@@ -175,10 +175,12 @@ def test_recursion_notebook_runs_on_each_task_without_data(runs, task, tmp_path)
 
 
 @pytest.mark.slow
-def test_recursion_notebook_default_opens_the_9x9_zoo_model(tmp_path):
-    """From a folder that is not a clone (no data, no runs): the 9x9 zoo model, its dataset built from the
-    card, a held-out puzzle it solves, the files in runs/zoo/sudoku9 (never in the zoo)."""
+def test_recursion_notebook_default_opens_the_9x9_zoo_model(tmp_path, zoo_data):
+    """From a folder that is not a clone (no runs; data/ holds the card's dataset, built once per session
+    through the card): the 9x9 zoo model, a held-out puzzle it solves, the files in runs/zoo/sudoku9
+    (never in the zoo)."""
     papermill = pytest.importorskip("papermill")
+    zoo_data.link_into(tmp_path, "sudoku9")
     out = tmp_path / "nb.ipynb"
     papermill.execute_notebook(str(REPO / "notebooks" / "04-recursion.ipynb"), str(out), kernel_name="trmlab",
                                cwd=str(tmp_path), progress_bar=False)

@@ -70,8 +70,10 @@ def test_the_models_reach_the_issue_s_targets(name, target, minutes):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
-def test_card_data_command_rebuilds_the_same_dataset(name, tmp_path):
-    """`trmlab zoo train NAME` in a fresh project starts from the card's data (same hash), and trains."""
+def test_card_data_command_rebuilds_the_same_dataset(name, zoo_data, tmp_path):
+    """`trmlab zoo train NAME` in a fresh project starts from the card's data (same hash), and trains.
+    The data is the session's build (tests/conftest.py ZooData: built once, through the card)."""
+    zoo_data.link_into(tmp_path, name)
     res = training.train_zoo_model(name, steps=1, root=tmp_path, progress=False, echo=lambda *a: None)
     card = zoo.read_card(zoo.folder(name))
     from trmlab.data.format import dataset_hash

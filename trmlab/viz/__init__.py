@@ -4,12 +4,7 @@ tables and curves. Drawing only: choosing a puzzle (reading a dataset, running t
 from .animation import animation_figure, export_html, png_strip, show_animation
 from .figure import TraceView
 from .grids import ARC_COLOURS, draw_example, draw_panel, grid_figure
-
-
-def Player(*args, **kwargs):  # imported lazily: ipywidgets is only needed for the live player
-    from .player import Player as _Player
-
-    return _Player(*args, **kwargs)
+from .player import Player
 
 
 __all__ = ["TraceView", "Player", "animation_figure", "export_html", "png_strip", "show_animation", "grid_figure", "draw_panel",
