@@ -72,6 +72,13 @@ def _eval(args) -> int:
     from .eval.evaluate import format_evaluation  # lazy: see the module docstring
     from .runs import evaluate_run  # lazy: see the module docstring
 
+    if args.think is not None:
+        from .runs.thinking import evaluate_thinking, format_thinking, thinking_from_arg  # lazy: see the module docstring
+
+        m = evaluate_thinking(args.run, thinking_from_arg(args.run, args.think), data=args.data, split=args.split,
+                              max_puzzles=args.max_puzzles, batch_size=args.batch_size or 256)
+        print(json.dumps(m, indent=2, sort_keys=True) if args.json else format_thinking(m))
+        return 0
     metrics = evaluate_run(args.run, n_supervision=args.steps, halting=args.halting, checkpoint=args.checkpoint,
                            data=args.data, batch_size=args.batch_size, ema=not args.no_ema,
                            arc_pool_votes=True if args.arc_pool_votes else None)
@@ -86,8 +93,33 @@ def _solve(args) -> int:
     if len(given) != 1:
         raise CliError("give exactly one of --sudoku STRING, --maze FILE, --arc FILE")
     kind = "sudoku" if args.sudoku is not None else "maze" if args.maze is not None else "arc"
+    thinking = None
+    if args.think is not None:
+        from .runs.thinking import thinking_from_arg  # lazy: see the module docstring
+
+        thinking = thinking_from_arg(args.run, args.think)
     print(format_solution(solve_text(args.run, kind, given[0], n_supervision=args.steps, halting=args.halting,
-                                     checkpoint=args.checkpoint)))
+                                     checkpoint=args.checkpoint, thinking=thinking)))
+    return 0
+
+
+def _think(args) -> int:
+    from .runs.thinking import best_thinking, read_thinking_file, search_best  # lazy: see the module docstring
+
+    if args.think_command == "show":
+        th, record = best_thinking(args.run)
+    else:
+        sigmas = [float(v) for v in args.sigmas.split(",")]
+        dest = search_best(args.run, data=args.data, split=args.split, max_puzzles=args.max_puzzles, sigmas=sigmas,
+                           steps=args.steps, k=args.k, augment=args.augment, max_ratio=args.max_ratio,
+                           init_noise=args.init_noise, seed=args.seed, into_zoo=args.into_zoo, progress=not args.quiet)
+        th, record = read_thinking_file(dest)
+        print(f"wrote {dest}")
+    lo, hi = record["interval"]
+    m = record["measured_on"]
+    print(f"best: {th.describe()}: {record['exact_accuracy']:.1%} [{lo:.1%}, {hi:.1%}] on {m['puzzles']} puzzles of "
+          f"{m['data']} ({m['split']}), {record['calls_ratio']:.1f}x the network calls of the plain 16 steps "
+          f"(no rule check); use it with --think")
     return 0
 
 
@@ -354,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "fastest measured, else the global batch capped at 256)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     s.add_argument("--json", action="store_true", help="print every metric as JSON")
+    s.add_argument("--think", nargs="?", const="best", metavar="SETTING",
+                   help="test-time scaling: 'best' (alone: the setting measured for this run, `trmlab think search`) "
+                        "or KEY=VALUE,... of steps, k, sigma, init_noise, augment, halting, fixed_point, select, seed "
+                        "(e.g. augment=32,select=vote); prints accuracy with its interval and the cost")
+    s.add_argument("--split", default="test", help="with --think: the split to score (default test)")
+    s.add_argument("--max-puzzles", type=int, default=0, help="with --think: only the first N puzzles (0 = all)")
     s.add_argument("--arc-pool-votes", action="store_true",
                    help="ARC: also report ARC_pooled/pass@K, the votes of the run's step checkpoints up to this "
                         "one pooled (the reference's protocol; default: the run's train.arc_pool_votes)")
@@ -389,7 +427,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--halting", choices=("max", "learned"), default="max")
     s.add_argument("--checkpoint", default="last",
                    help="last (default) | best (chosen on the validation split) | step_N")
+    s.add_argument("--think", nargs="?", const="best", metavar="SETTING",
+                   help="answer by test-time scaling: alone (or 'best') the setting measured for this run; or "
+                        "KEY=VALUE,... (see trmlab eval --help)")
     s.set_defaults(func=_solve)
+
+    s = sub.add_parser("think", help="test-time scaling: find the best way for a run to think, or show it",
+                       description="search: runs the model on a validation split along transforms x noisy "
+                                   "trajectories x supervision steps, compares every setting they contain at no "
+                                   "more than --max-ratio times the network calls of the plain 16 steps (no rule "
+                                   "check, no labels), and writes the best as thinking.json with the run "
+                                   "(`--think best` reads it). show: prints the stored choice.")
+    ts = s.add_subparsers(dest="think_command", required=True)
+    t = ts.add_parser("show", help="the stored best way to think of a run or zoo model")
+    t.add_argument("run")
+    t = ts.add_parser("search", help="measure the best way to think on a validation split and store it")
+    t.add_argument("run")
+    t.add_argument("--data", help="dataset folder (default: the run's own); its --split is used, never test")
+    t.add_argument("--split", default="val", help="the validation split (default val)")
+    t.add_argument("--max-puzzles", type=int, default=100, help="only the first N puzzles (default 100; 0 = all)")
+    t.add_argument("--sigmas", default="0.1,0.3,1", help="noise scales on z to try (default 0.1,0.3,1)")
+    t.add_argument("--steps", type=int, default=16, help="most supervision steps (default 16)")
+    t.add_argument("--k", type=int, default=16, help="most trajectories (default 16)")
+    t.add_argument("--augment", type=int, default=32, help="most transforms of the puzzle (default 32; mazes 8)")
+    t.add_argument("--max-ratio", type=float, default=64.0, help="cost cap, times the plain 16 steps (default 64)")
+    t.add_argument("--init-noise", action="store_true", help="also noise the initial y and z")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--into-zoo", action="store_true", help="(maintainers) write into the zoo model's folder")
+    t.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_think)
 
     s = sub.add_parser("run", help="execute a parameterized notebook with papermill; the executed copy is kept",
                        description="Runs NOTEBOOK (a path, or a name in notebooks/ such as 02-train) with papermill "

@@ -74,7 +74,10 @@ def test_card_data_command_rebuilds_the_same_dataset(name, zoo_data, tmp_path):
     """`trmlab zoo train NAME` in a fresh project starts from the card's data (same hash), and trains.
     The data is the session's build (tests/conftest.py ZooData: built once, through the card)."""
     zoo_data.link_into(tmp_path, name)
-    res = training.train_zoo_model(name, steps=1, root=tmp_path, progress=False, echo=lambda *a: None)
+    # one supervision step in its evaluations: the check is that it trains from the card's data, and the
+    # 9x9 and maze models' evaluations at their own 8 steps would take a minute each
+    res = training.train_zoo_model(name, steps=1, root=tmp_path, progress=False, echo=lambda *a: None,
+                                   overrides={"eval_supervision": 1})
     card = zoo.read_card(zoo.folder(name))
     from trmlab.data.format import dataset_hash
 

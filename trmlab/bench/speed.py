@@ -9,6 +9,8 @@ For every case (a preset's model at a batch), dtype (fp32, bf16) and mode (eager
 * **training**: sample-steps/s of one supervision step (forward + loss + backward + optimiser, the
   preset's optimiser and loss, random tokens) as the median of ``repeats`` timed repeats, their
   spread, and the achieved FLOP/s from :mod:`trmlab.model.flops` (matrix products only);
+* **thinking** (eager): puzzles/s of test-time scaling with K = 16 noisy trajectories per puzzle in one
+  batch, against the plain evaluation at the same number of network calls (``rows_ratio``);
 * **inference** (eager): puzzles/s of solving a batch through all ``n_supervision`` steps
   (:func:`~trmlab.model.act.run_to_halt`, ``halting="max"``), and with learned halting -- the halting
   head is untrained here, so the benchmark gives it random weights and a bias that makes half the batch
@@ -47,6 +49,7 @@ from .. import machine
 from ..config import RunConfig, get_preset
 from ..io import write_json_atomic
 from ..model import build_model, count_parameters, run_to_halt
+from ..eval.thinking import run_trajectories
 from ..model.flops import inference_flops, total_flops, train_flops, train_gemms
 from ..model.layers import swiglu_width
 from ..train.distributed import cpu_auto_dtype
@@ -308,6 +311,33 @@ def time_inference(cfg: RunConfig, batch: int, dtype: str, settings: Settings, d
             "learned_mean_steps": steps}
 
 
+#: trajectories per puzzle of the test-time scaling case (``trmlab eval --think k=16``)
+THINK_K = 16
+
+
+def time_thinking(cfg: RunConfig, batch: int, dtype: str, settings: Settings, device="cpu") -> dict:
+    """Test-time scaling at K = :data:`THINK_K` noisy trajectories per puzzle (:mod:`trmlab.eval.thinking`):
+    ``batch`` rows = batch / K puzzles in one batch through all N supervision steps, the bookkeeping
+    included (answers back to the puzzle's frame, rule checks). ``rows_ratio``: its rows (trajectories)
+    per second over the plain evaluation's puzzles per second at the same batch, i.e. at the same number
+    of network calls: 1.0 means K trajectories cost exactly K plain evaluations."""
+    torch.manual_seed(0)
+    model = build_model(cfg.model).to(device)
+    model.set_forward_dtype(getattr(torch, dtype))
+    model.eval()
+    puzzles = max(1, batch // THINK_K)
+    data = random_batch(cfg, puzzles, device=device)
+    x, y = data["inputs"].cpu().numpy(), data["labels"].cpu().numpy()
+    N = cfg.model.n_supervision
+    plain_data = random_batch(cfg, puzzles * THINK_K, device=device)
+    plain = _timed(lambda: run_to_halt(model, plain_data, N, "max"), puzzles * THINK_K, settings, _sync(device))
+    think = _timed(lambda: run_trajectories(model, x, y, steps=N, k=THINK_K, sigma=0.1, batch_size=puzzles * THINK_K),
+                   puzzles, settings, _sync(device))
+    return {"k": THINK_K, "puzzles": puzzles, "n_supervision": N, "puzzles_per_s": think["rate"],
+            "rates": think["rates"], "spread": think["spread"], "plain_puzzles_per_s": plain["rate"],
+            "rows_ratio": think["rate"] * THINK_K / plain["rate"]}
+
+
 def matmul_limit(cfg: RunConfig, batch: int, dtype: str, seconds: float, device="cpu",
                  cache: Optional[dict] = None) -> dict:
     """This machine's matmul speed at the model's own training products in ``dtype``, FLOP-weighted:
@@ -443,6 +473,7 @@ def run_bench(quick: bool = False, only: Optional[list[str]] = None, settings: O
                 run["train"]["fraction_of_matmul_limit"] = run["train"]["gflops"] / limit["gflops"]
                 if mode == "eager" and infer_b:
                     run["inference"] = time_inference(cfg, infer_b, dtype, settings, device)
+                    run["thinking"] = time_thinking(cfg, max(infer_b, THINK_K), dtype, settings, device)
                 _add_peer_ratios(run, peer, why_not_peer, have_peer, settings, quick)
                 entry["runs"].append(run)
                 bar.update(1)
@@ -539,6 +570,13 @@ def format_table(result: dict) -> str:
                    if inf else f"{'-':>9s} {'-':>9s} {'-':>5s} ")
                 + (f"{mem / GIB:7.2f}" if mem is not None else f"{'-':>7s}"))
     lines.append("")
+    for c in result["cases"]:
+        for r in c["runs"]:
+            th = r.get("thinking")
+            if th:
+                lines.append(f"{c['case']} {r['dtype']} thinking K={th['k']}: {th['puzzles_per_s']:.2f} puzzles/s "
+                             f"({th['puzzles']} puzzles x {th['k']} trajectories in one batch) = "
+                             f"{th['rows_ratio']:.2f}x the plain evaluation's rate at the same network calls")
     for c in result["cases"]:
         extra = f"; auto dtype: {c['auto_dtype']['why']}" if c.get("auto_dtype") else ""
         mem = next((r["train"]["memory"] for r in c["runs"] if "memory" in r.get("train", {})), None)

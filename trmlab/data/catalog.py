@@ -39,6 +39,14 @@ DATASETS: dict[str, tuple[str, dict]] = {
     "sudoku9-easy40": ("sudoku", dict(generate=4000, size=9, difficulty="easy", givens=40, num_aug=20,
                                       test_generate=500, val=200, seed=0)),
     "maze10": ("maze", dict(generate=2000, size=10, min_path=14, test_generate=500, val=200, seed=0)),
+    # harder than the zoo's training sets, for test-time scaling (06-thinking): 9x9 Sudoku with 28 givens
+    # (minimal ones have ~24), the generator's hard 9x9 (minimal and needing guesses), 10x10 mazes with
+    # shortest paths of more than 22 moves (the zoo's: more than 14)
+    "sudoku9-givens28": ("sudoku", dict(generate=200, size=9, difficulty="medium", givens=28, num_aug=0,
+                                        test_generate=200, val=200, seed=28)),
+    "sudoku9-hard": ("sudoku", dict(generate=200, size=9, difficulty="hard", num_aug=0, test_generate=200, val=200,
+                                    seed=29)),
+    "maze10-long": ("maze", dict(generate=200, size=10, min_path=22, test_generate=200, val=200, seed=30)),
     "arc1concept-aug-1000": ("arc", dict(family="arc1", num_aug=1000, seed=42)),
     "arc2concept-aug-1000": ("arc", dict(family="arc2", num_aug=1000, seed=42)),
 }

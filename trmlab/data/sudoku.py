@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .augment import TokenTransforms
 from .csvio import read_puzzle_csv, test_csv_for, write_puzzle_csv
 from .format import (DataBuildError, DatasetMetadata, PuzzleFormatError, SkipLog, csv_val_rows,
                      fresh_questions, resolve_val, smallest_uint_dtype, split_generated,
@@ -191,6 +192,20 @@ def apply_transforms(boards: np.ndarray, src: np.ndarray, digit_map: np.ndarray)
     flat = np.asarray(boards, dtype=np.uint8).reshape(-1)
     cells = flat[src]                                       # [k, n*n]
     return np.take_along_axis(digit_map, cells.astype(np.int64), axis=1).astype(np.uint8)
+
+
+def token_transforms(n: int, k: int, rng: np.random.Generator, identity_first: bool = True) -> TokenTransforms:
+    """``k`` validity-preserving transforms of an n x n puzzle in tokens (1 blank, digit d -> d + 1, 0 pad):
+    :func:`random_transforms` (transposition, bands, stacks, rows within a band, columns within a stack,
+    digit relabelling) as cell permutations and token maps. Transform 0 is the identity when
+    ``identity_first`` (so k = 1 is the puzzle itself)."""
+    src, digit_map = random_transforms(n, k, rng)
+    token_map = np.zeros((k, n + 2), dtype=np.int64)
+    token_map[:, 1:] = digit_map.astype(np.int64) + 1          # blank (digit 0) stays blank, pad stays 0
+    if identity_first:
+        src[0] = np.arange(n * n)
+        token_map[0] = np.arange(n + 2)
+    return TokenTransforms(src, token_map)
 
 
 # ------------------------------------------------------------------------------------------ generator

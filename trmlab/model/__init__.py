@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 from ..config import ModelConfig
-from .act import Carry, DeepSupervision, SupervisionStep, run_to_halt, supervision_steps, wants_to_halt
+from .act import (Carry, DeepSupervision, SupervisionStep, run_to_halt, started_carry, supervision_steps,
+                  wants_to_halt)
 from .baselines import DirectPrediction
 from .trm import TinyRecursiveModel, count_parameters
 
-__all__ = ["build_model", "Carry", "DeepSupervision", "SupervisionStep", "run_to_halt", "supervision_steps",
+__all__ = ["build_model", "Carry", "DeepSupervision", "SupervisionStep", "run_to_halt", "started_carry", "supervision_steps",
            "wants_to_halt", "TinyRecursiveModel", "DirectPrediction", "count_parameters"]
 
 

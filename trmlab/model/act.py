@@ -14,7 +14,7 @@ saved); :func:`run_to_halt` and the evaluator (``trmlab.eval.evaluate``) are bui
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -193,7 +193,8 @@ def _take_rows(carry: Carry, keep: torch.Tensor) -> Carry:
 @torch.no_grad()
 def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None,
                       halting: str = "max", active: Optional[torch.Tensor] = None, compact: bool = True,
-                      observer_factory=None, restart_halted: bool = False, with_carry: bool = False):
+                      observer_factory=None, restart_halted: bool = False, with_carry: bool = False,
+                      between: Optional[Callable[[int, Carry, torch.Tensor], Carry]] = None):
     """Run a batch from a fresh start, one supervision step at a time, and yield a
     :class:`SupervisionStep` after each. The loop behind :func:`run_to_halt` and the evaluator.
 
@@ -219,6 +220,13 @@ def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Option
     halted (in eval mode: the last step, or the head's wish with ``cfg.eval_halting="learned"``) is
     reset by the wrapper at the next step and solves its puzzle again from the initial states
     (``trmlab.trace.trace(..., continue_after_halt=False)``). By default every row keeps refining.
+
+    ``between(step, carry, rows) -> carry``: called before each step with the carry that step starts
+    from (``step`` = the steps done so far, 0 before the first; ``rows`` = the batch rows the carry
+    holds); what it returns is what the step starts from. Test-time scaling adds noise to z here
+    (:mod:`trmlab.eval.thinking`). Before the first step the carry is the empty one of
+    :meth:`DeepSupervision.initial_carry`, every slot halted, so the step starts from the initial
+    states; :func:`started_carry` gives a carry that starts from given states instead.
     """
     if halting not in ("max", "learned"):
         raise ValueError(f"halting must be 'max' or 'learned', got {halting!r}")
@@ -237,6 +245,8 @@ def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Option
     carry = model.initial_carry(sub)
     stopped = torch.zeros(rows.numel(), dtype=torch.bool, device=device)
     for step in range(1, N + 1):
+        if between is not None:
+            carry = between(step - 1, carry, rows)
         observer = observer_factory(step - 1) if observer_factory is not None else None
         carry, out = model(carry, sub, observer=observer, n_supervision=N)
         wants = wants_to_halt(out["q_halt_logits"], out["q_continue_logits"], model.cfg.act_continue)
@@ -260,6 +270,15 @@ def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Option
             # batch); a new Carry, so the one just yielded keeps the wrapper's flags
             carry = Carry(carry.answer, carry.latent, carry.steps, torch.zeros_like(carry.halted),
                           carry.current_data)
+
+
+def started_carry(carry: Carry, answer: torch.Tensor, latent: torch.Tensor, data: Optional[dict] = None) -> Carry:
+    """A carry from which the next step starts at ``answer`` (y) and ``latent`` (z) rather than at the
+    initial states, every slot on its puzzle: ``data`` (the rows' ``inputs``, ``labels``,
+    ``puzzle_identifiers``; default the carry's own, which the first step fills). What a ``between`` hook
+    of :func:`supervision_steps` returns to start from chosen states."""
+    current = carry.current_data if data is None else {k: data[k] for k in carry.current_data if k in data}
+    return Carry(answer, latent, carry.steps, torch.zeros_like(carry.halted), current)
 
 
 @torch.no_grad()

@@ -28,6 +28,8 @@ from ..data.format import PuzzleFormatError
 from ..eval.arc_vote import ArcEvaluator
 from ..eval.batch_size import test_loader
 from ..eval.evaluate import HALTING, evaluate, save_evaluation
+from ..eval.rules import rule_violations
+from ..eval.thinking import Thinking, think
 from ..model import DeepSupervision, run_to_halt
 from ..train import checkpoint as ckpt
 from ..train.distributed import resolve_device
@@ -155,48 +157,74 @@ def cfg_dtype(device: str) -> str:
 
 
 def solve_text(path: "str | os.PathLike | Run", kind: str, text: str, n_supervision: Optional[int] = None,
-               halting: str = "max", checkpoint: str = "last") -> dict:
+               halting: str = "max", checkpoint: str = "last", thinking: Optional[Thinking] = None) -> dict:
     """Solve one puzzle given as text (a Sudoku string, a maze file, an ARC task file) with a run's
     checkpoint (default: the last); the result says which (``checkpoint``, ``checkpoint_step``,
     ``checkpoint_choice``). The text goes through the data layer's parsers (``sudoku.parse_board``,
-    ``maze.parse_maze``, ``arc.parse_task``), the ones the widgets use."""
+    ``maze.parse_maze``, ``arc.parse_task``), the ones the widgets use.
+
+    ``thinking``: answer by test-time scaling (:class:`~trmlab.eval.thinking.Thinking`: more steps,
+    parallel trajectories, transforms of the puzzle) instead of the plain recursion. The answer is checked
+    against the puzzle's rules (Sudoku, mazes): ``rule_violations`` lists what it breaks (empty: valid;
+    None: no rules to check), next to what the halting head thought of it (``halt_prob``)."""
     model, cfg, choice = open_run(path, checkpoint)
     n_supervision = n_supervision or cfg.train.eval_supervision or None
     seq_len = cfg.model.seq_len
+    n = int(round(seq_len ** 0.5))
     if kind == "sudoku":
-        n = int(round(seq_len ** 0.5))
         try:
             board = sudoku.parse_board(text, n)
         except PuzzleFormatError as e:
             raise PuzzleFormatError(f"--sudoku: {e} (this run solves {n}x{n} Sudoku)") from None
         tokens = sudoku.encode(board)
-        out = solve(model, {"inputs": torch.from_numpy(tokens.astype(np.int64))[None]}, n_supervision, halting)
-        answer = sudoku.decode(out["answers"][0].cpu().numpy(), n)
-        body = "\n".join(" ".join(str(int(v)) for v in row) for row in answer)
     elif kind == "maze":
-        n = int(round(seq_len ** 0.5))
         try:
             question, _ = maze.parse_maze(Path(text).read_text(), n)
         except PuzzleFormatError as e:
             raise PuzzleFormatError(f"{text}: {e}") from None
         tokens = maze.encode(question)
-        out = solve(model, {"inputs": torch.from_numpy(tokens.astype(np.int64))[None]}, n_supervision, halting)
-        answer = maze.decode(out["answers"][0].cpu().numpy(), n)
-        body = "\n".join("".join(row) for row in answer)
     elif kind == "arc":
         grid = arc.parse_task(Path(text).read_text(), str(text), test_outputs=False)["test"][0][0]
         tokens = arc.encode_arc_grid(grid).reshape(-1)
-        out = solve(model, {"inputs": torch.from_numpy(tokens.astype(np.int64))[None]}, n_supervision, halting)
-        answer = arc.decode_arc_grid(out["answers"][0].cpu().numpy())
-        body = "\n".join(" ".join(str(int(v)) for v in row) for row in answer)
     else:
         raise ValueError(f"unknown puzzle kind {kind!r}")
-    return {"text": body, "answer": answer, "steps": int(out["steps"][0]), "halt_prob": float(out["halt_prob"][0]),
-            **choice.as_dict()}
+    x = torch.from_numpy(tokens.astype(np.int64))[None]
+    if thinking is None:
+        out = solve(model, {"inputs": x}, n_supervision, halting)
+        answer_tokens = out["answers"][0].cpu().numpy()
+        steps, halt_prob, calls = int(out["steps"][0]), float(out["halt_prob"][0]), None
+    else:
+        out = think(model, x, thinking=thinking)
+        answer_tokens = out["answers"][0]
+        steps, halt_prob, calls = int(out["steps"][0]), float(out["halt_prob"][0]), out["calls_per_puzzle"]
+    if kind == "sudoku":
+        answer = sudoku.decode(answer_tokens, n)
+        body = "\n".join(" ".join(str(int(v)) for v in row) for row in answer)
+    elif kind == "maze":
+        answer = maze.decode(answer_tokens, n)
+        body = "\n".join("".join(row) for row in answer)
+    else:
+        answer = arc.decode_arc_grid(answer_tokens)
+        body = "\n".join(" ".join(str(int(v)) for v in row) for row in answer)
+    return {"text": body, "answer": answer, "steps": steps, "halt_prob": halt_prob, "kind": kind,
+            "rule_violations": rule_violations(kind, tokens, answer_tokens),
+            "thinking": None if thinking is None else thinking.describe(), "calls": calls, **choice.as_dict()}
 
 
 def format_solution(result: dict) -> str:
-    """What ``trmlab solve`` prints: the answer, the steps used, the halting probability and the checkpoint."""
-    return (f"{result['text']}\n"
-            f"steps used: {result['steps']}  halting probability: {result['halt_prob']:.3f}  "
-            f"(checkpoint step {result['checkpoint_step']}: {result['checkpoint_choice']})")
+    """What ``trmlab solve`` prints: the answer; whether it obeys the puzzle's rules and, if not, where it
+    breaks them; the steps used and what the halting head thought; the checkpoint."""
+    lines = [result["text"]]
+    why = result.get("rule_violations")
+    if why:
+        shown = why[:6] + ([f"... and {len(why) - 6} more"] if len(why) > 6 else [])
+        lines.append(f"this answer BREAKS THE RULES of {result['kind']}: " + "; ".join(shown))
+    elif why is not None:
+        lines.append(f"this answer obeys the rules of {result['kind']} (checked after the model answered; the "
+                     f"model itself uses no rule check)")
+    head = "sure it is right" if result["halt_prob"] > 0.5 else "not sure it is right"
+    lines.append(f"steps used: {result['steps']}  halting probability: {result['halt_prob']:.3f} (the halting head is "
+                 f"{head})  (checkpoint step {result['checkpoint_step']}: {result['checkpoint_choice']})")
+    if result.get("thinking"):
+        lines.append(f"thinking: {result['thinking']}; {result['calls']:.0f} network calls")
+    return "\n".join(lines)
