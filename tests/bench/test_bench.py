@@ -42,6 +42,10 @@ def test_json_schema_of_a_tiny_run(tiny_result, tmp_path):
     tiny, mlp = r["cases"]
     inf = tiny["runs"][0]["inference"]
     assert inf["puzzles_per_s"] > 0 and inf["learned_puzzles_per_s"] > 0 and 1 < inf["learned_mean_steps"] < 2  # half halt at 1
+    th = tiny["runs"][0]["thinking"]  # K = 16 trajectories of one puzzle, against 16 plain puzzles
+    assert th["k"] == 16 and th["puzzles"] == 1 and th["puzzles_per_s"] > 0 and th["plain_puzzles_per_s"] > 0
+    assert th["rows_ratio"] == pytest.approx(th["puzzles_per_s"] * 16 / th["plain_puzzles_per_s"])
+    assert "thinking K=16, tiny float32" in B.format_table(r)
     assert "inference" not in mlp["runs"][0]  # infer_batch 0
     assert "TRM-Att" in mlp["runs"][0]["peer"]["skipped"]  # no matched peer for TRM-MLP
     path = B.write_results(r, tmp_path / "x.json")

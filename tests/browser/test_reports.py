@@ -58,6 +58,9 @@ def _check_report(page, path, name, artifacts, tag=""):
         assert n == 30
         # the tqdm progress bar is an ipywidget drawn from the saved widget state
         page.wait_for_selector(".widget-hprogress, .jupyter-widgets .progress", timeout=30000)
+    if name == "06-thinking":
+        # accuracy against steps, K, transforms and cost (and the example puzzles when there are any)
+        assert n_plots >= 4, f"06-thinking: {n_plots} charts"
     if name == "04-recursion":
         # the player: its slider and its figure (a FigureWidget, drawn from the saved state)
         page.wait_for_selector(".widget-hslider, .widget-slider", timeout=30000)

@@ -574,7 +574,7 @@ def format_table(result: dict) -> str:
         for r in c["runs"]:
             th = r.get("thinking")
             if th:
-                lines.append(f"{c['case']} {r['dtype']} thinking K={th['k']}: {th['puzzles_per_s']:.2f} puzzles/s "
+                lines.append(f"thinking K={th['k']}, {c['case']} {r['dtype']}: {th['puzzles_per_s']:.2f} puzzles/s "
                              f"({th['puzzles']} puzzles x {th['k']} trajectories in one batch) = "
                              f"{th['rows_ratio']:.2f}x the plain evaluation's rate at the same network calls")
     for c in result["cases"]:

@@ -4,7 +4,8 @@
 2. run the notebooks of :data:`DEMO_NOTEBOOKS` with papermill into the run folder ``runs/demo-sudoku4``:
    ``02-train`` (cpu_sudoku4, 1600 optimiser steps: ~99% exact accuracy on the held-out puzzles, ~8 min on
    2 idle cores), ``03-evaluate`` (accuracy against supervision steps with intervals, halting, failures),
-   ``04-recursion`` (the recursion traced on test puzzles, played back);
+   ``04-recursion`` (the recursion traced on test puzzles, played back), ``06-thinking`` (thinking longer
+   and in parallel, on 100 test puzzles);
 3. write one HTML report per notebook and ``reports/index.html``, and print where the index is.
 
 03 and 04 are given the demo's run (by default they open the 9x9 zoo model). A notebook missing from this checkout is
@@ -35,6 +36,9 @@ DEMO_NOTEBOOKS: list[tuple[str, dict]] = [
     ("02-train", {"preset": DEMO_PRESET, "task": "sudoku4"}),
     ("03-evaluate", {}),
     ("04-recursion", {}),
+    # test-time scaling of the demo's model on its own test split, small enough for the demo (seconds)
+    ("06-thinking", {"data": "", "max_puzzles": 100, "max_steps": 16, "steps": 4, "k_values": [1, 2, 4, 8],
+                     "augment_values": [1, 2, 4, 8], "sigmas": [0.3, 1.0], "sigma_puzzles": 25}),
 ]
 
 
