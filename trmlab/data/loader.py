@@ -58,6 +58,18 @@ def _to_batch(pset, meta, rows: np.ndarray, local: int) -> Dict[str, torch.Tenso
             "puzzle_identifiers": torch.from_numpy(ids)}
 
 
+def split_arrays(root, split: str = "test", limit: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``limit`` examples (0: all) of a split's first set as numpy arrays, in file order:
+    ``inputs`` int64 [n, seq_len], ``labels`` int64 (the ignore label as -100) and the examples'
+    ``puzzle_identifiers`` int64 [n]. What test-time scaling runs on (trmlab.eval.thinking)."""
+    whole = open_split(root, split, mmap=True)
+    pset = whole.first
+    n = pset.num_examples if not limit else min(int(limit), pset.num_examples)
+    b = _to_batch(pset, whole.metadata, np.arange(n), n)
+    return (b["inputs"].numpy().astype(np.int64), b["labels"].numpy(),
+            b["puzzle_identifiers"].numpy().astype(np.int64))
+
+
 class TrainLoader:
     """Endless stream of training batches (dicts of tensors: inputs int32, labels int64 with -100, ids int32).
 

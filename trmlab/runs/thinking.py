@@ -22,8 +22,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..data.format import PuzzleFormatError, family_of, open_split
-from ..eval.metrics import IGNORE_INDEX
+from ..data.format import PuzzleFormatError, family_of
+from ..data.loader import split_arrays
 from ..eval.thinking import Thinking, best_setting, rule_check_rate, run_trajectories, select
 from ..io import write_json_atomic
 from ..paths import resolve
@@ -74,20 +74,6 @@ def thinking_from_arg(run: "str | os.PathLike | Run", arg: str) -> Thinking:
     return best_thinking(run)[0] if arg in ("", "best") else Thinking.parse(arg)
 
 
-def _split_arrays(data: Path, split: str, max_puzzles: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs, labels (ignore -100) and puzzle identifiers of the first example of each puzzle of a split."""
-    whole = open_split(data, split, mmap=True)
-    sp = whole.first
-    n = sp.num_examples if not max_puzzles else min(max_puzzles, sp.num_examples)
-    x = np.asarray(sp.inputs[:n]).astype(np.int64)
-    y = np.asarray(sp.labels[:n]).astype(np.int64)
-    ignore = whole.metadata.ignore_label_id
-    if ignore is not None:
-        y[y == ignore] = IGNORE_INDEX
-    pid = np.asarray(sp.puzzle_identifiers[sp.example_puzzle(np.arange(n))]).astype(np.int64)
-    return x, y, pid
-
-
 def evaluate_thinking(run: "str | os.PathLike | Run", thinking: Thinking, data: Optional[str | os.PathLike] = None,
                       split: str = "test", max_puzzles: int = 0, batch_size: int = 256, device: str = "auto",
                       progress: bool = True) -> dict:
@@ -96,7 +82,7 @@ def evaluate_thinking(run: "str | os.PathLike | Run", thinking: Thinking, data: 
     run = resolve_run(run).require()
     model, cfg, choice = open_run(run, device=device, dtype=cfg_dtype(device))
     folder = resolve(data) if data else run.dataset(progress=progress, cfg=cfg)
-    x, y, pid = _split_arrays(folder, split, max_puzzles)
+    x, y, pid = split_arrays(folder, split, max_puzzles)
     if x.shape[1] != cfg.model.seq_len:
         raise PuzzleFormatError(f"{folder}: puzzles of {x.shape[1]} cells; the run's model reads {cfg.model.seq_len}")
     tr = run_trajectories(model, x, y, pid, thinking.steps, thinking.k, thinking.sigma, thinking.augment,
@@ -144,7 +130,7 @@ def search_best(run: "str | os.PathLike | Run", data: Optional[str | os.PathLike
     run = resolve_run(run).require()
     model, cfg, choice = open_run(run, device=device, dtype=cfg_dtype(device))
     folder = resolve(data) if data else run.dataset(progress=progress, cfg=cfg)
-    x, y, pid = _split_arrays(folder, split, max_puzzles)
+    x, y, pid = split_arrays(folder, split, max_puzzles)
     family = family_of(cfg.model.vocab_size, cfg.model.seq_len)
     augment = min(augment, 8) if family == "maze" else augment if family == "sudoku" else 1
     runs = {}

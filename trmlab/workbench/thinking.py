@@ -31,11 +31,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..data.catalog import build_command, ensure_dataset
-from ..data.format import open_split
-from ..eval.metrics import IGNORE_INDEX
-from ..io import write_json_atomic
+from ..data.loader import split_arrays
 from ..eval.thinking import (BASE_STEPS, SELECTORS, Trajectories, cheapest, curve, load_trajectories, run_trajectories,
                              save_trajectories, select)
+from ..io import write_json_atomic
 from ..paths import display_path, resolve
 from ..runs import Run, cfg_dtype, open_run, resolve_run
 
@@ -111,18 +110,6 @@ def _method(r: dict) -> str:
     return ", ".join(parts)
 
 
-def _split(data: Path, split: str, max_puzzles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    whole = open_split(data, split, mmap=True)
-    sp = whole.first
-    n = sp.num_examples if not max_puzzles else min(max_puzzles, sp.num_examples)
-    x = np.asarray(sp.inputs[:n]).astype(np.int64)
-    y = np.asarray(sp.labels[:n]).astype(np.int64)
-    if whole.metadata.ignore_label_id is not None:
-        y[y == whole.metadata.ignore_label_id] = IGNORE_INDEX
-    pid = np.asarray(sp.puzzle_identifiers[sp.example_puzzle(np.arange(n))]).astype(np.int64)
-    return x, y, pid
-
-
 def _cached(path: Path, settings: dict, make, echo) -> Trajectories:
     """The run at ``path`` when it was made with ``settings``, else made (and saved) now."""
     side = path.with_suffix(".json")
@@ -154,7 +141,7 @@ def study(run: str = "", task: str = "sudoku9", data: str = "", split: str = "te
         folder = ensure_dataset(folder, progress=progress, echo=echo)
     else:
         folder = ref.dataset(progress=progress, cfg=cfg)
-    x, y, pid = _split(folder, split, max_puzzles)
+    x, y, pid = split_arrays(folder, split, max_puzzles)
     if x.shape[1] != cfg.model.seq_len:
         raise ValueError(f"data: {folder} holds puzzles of {x.shape[1]} cells; the model reads {cfg.model.seq_len}")
     out_dir = ref.outputs / "thinking"
@@ -174,7 +161,7 @@ def study(run: str = "", task: str = "sudoku9", data: str = "", split: str = "te
     family = runs["depth"].family
     max_aug = max(augment_values) if family == "sudoku" else min(8, max(augment_values)) if family == "maze" else 1
     # the noise scale, on the validation split
-    vx, vy, vp = _split(folder, sigma_split, sigma_puzzles)
+    vx, vy, vp = split_arrays(folder, sigma_split, sigma_puzzles)
     sigma_rows = []
     for sg in sigmas:
         vtr = _cached(out_dir / f"{folder.name}-{sigma_split}-sigma{sg:g}.npz",
