@@ -101,16 +101,7 @@ class Thinking:
         return self.select in USES_RULE_CHECK
 
     def describe(self) -> str:
-        parts = [f"{self.steps} steps"]
-        if self.augment > 1:
-            parts.append(f"{self.augment} transforms")
-        if self.k > 1:
-            parts.append(f"K={self.k} (sigma {self.sigma:g}{', initial states too' if self.init_noise else ''})")
-        if self.halting != "max":
-            parts.append(f"{self.halting} halting" + (f" ({self.fixed_point} unchanged steps)"
-                                                      if self.halting == "fixed_point" else ""))
-        parts.append(f"select by {self.select}" + (" (uses the rule check)" if self.uses_rule_check else ""))
-        return ", ".join(parts)
+        return describe_setting({**self.to_dict(), "selector": self.select})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,6 +141,25 @@ class Thinking:
             except ValueError:
                 raise ValueError(f"--think: {key}={value!r} is not a valid {typ}") from None
         return cls(**out)
+
+
+def describe_setting(r: dict, selector: bool = True) -> str:
+    """A setting in words (a :class:`Thinking` as a dict, or a row of :func:`select`): steps, transforms,
+    trajectories and noise, the halting rule and (``selector``) who chooses, saying what it knows."""
+    parts = [f"{r['steps']} steps"]
+    if r.get("augment", 1) > 1:
+        parts.append(f"{r['augment']} transforms")
+    if r.get("k", 1) > 1:
+        parts.append(f"K={r['k']} (sigma {r.get('sigma', 0):g}{', initial states too' if r.get('init_noise') else ''})")
+    halting = r.get("halting", "max")
+    if halting != "max":
+        parts.append(f"{halting} halting" + (f" ({r.get('fixed_point', 2)} unchanged steps)"
+                                              if halting == "fixed_point" else ""))
+    if selector:
+        sel = r.get("selector", r.get("select"))
+        parts.append(f"select by {sel}" + (" (uses the rule check)" if sel in USES_RULE_CHECK else "")
+                     + (" (knows the labels: the ceiling)" if sel in USES_LABELS else ""))
+    return ", ".join(parts)
 
 
 def puzzle_transforms(family: str, seq_len: int, vocab_size: int, count: int, rng: np.random.Generator) -> TokenTransforms:

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..eval.thinking import describe_setting
 from .grids import grid_figure
 
 #: how each selector is named and drawn
@@ -98,23 +99,12 @@ def cost_figure(rows: Sequence[dict], frontier: Sequence[dict], title: str = "")
         if fr:
             fig.add_trace(go.Scatter(x=[r["calls_per_puzzle"] for r in fr], y=[r["exact_accuracy"] for r in fr],
                                      mode="lines+markers", line=dict(color=colour, dash=dash, shape="hv"), name=name,
-                                     legendgroup=sel, text=[_label(r) for r in fr],
+                                     legendgroup=sel, text=[describe_setting(r, selector=False) for r in fr],
                                      hovertemplate="%{text}<br>%{x:.0f} calls/puzzle: %{y:.1%}<extra></extra>"))
     fig.update_layout(title=title or "Accuracy against cost: the cheapest setting that reaches each accuracy",
                       xaxis=dict(title="network calls per puzzle (log)", type="log"), yaxis_title="exact accuracy",
                       yaxis_tickformat=".0%", height=440, legend=dict(orientation="h", y=-0.2))
     return fig
-
-
-def _label(r: dict) -> str:
-    parts = [f"{r['steps']} steps"]
-    if r.get("k", 1) > 1:
-        parts.append(f"K={r['k']}")
-    if r.get("augment", 1) > 1:
-        parts.append(f"{r['augment']} transforms")
-    if r.get("halting", "max") != "max":
-        parts.append(HALTING_NAMES[r["halting"]])
-    return ", ".join(parts)
 
 
 def examples_figure(examples: dict, task, titles: Optional[dict] = None) -> Optional[go.Figure]:

@@ -32,8 +32,8 @@ import numpy as np
 
 from ..data.catalog import build_command, ensure_dataset
 from ..data.loader import split_arrays
-from ..eval.thinking import (BASE_STEPS, SELECTORS, Trajectories, cheapest, curve, load_trajectories, run_trajectories,
-                             save_trajectories, select)
+from ..eval.thinking import (BASE_STEPS, SELECTORS, Trajectories, cheapest, curve, describe_setting,
+                             load_trajectories, run_trajectories, save_trajectories, select)
 from ..io import write_json_atomic
 from ..paths import display_path, resolve
 from ..runs import Run, cfg_dtype, open_run, resolve_run
@@ -75,7 +75,7 @@ class Study:
             ok = [r for r in every if r["selector"] == sel and r["calls_ratio"] <= 64 + 1e-9]
             if ok:
                 best = max(ok, key=lambda r: (r["exact_accuracy"], -r["calls_per_puzzle"]))
-                rows.append(dict(best, method=_method(best)))
+                rows.append(dict(best, method=describe_setting(best)))
         return rows
 
 
@@ -95,19 +95,6 @@ class Study:
         write_json_atomic(path, self.summary(), indent=1, default=float)
         self.files["summary"] = path
         return path
-
-
-def _method(r: dict) -> str:
-    parts = [f"{r['steps']} steps"]
-    if r.get("augment", 1) > 1:
-        parts.append(f"{r['augment']} transforms")
-    if r.get("k", 1) > 1:
-        parts.append(f"K={r['k']} (sigma {r.get('sigma', 0):g})")
-    if r["halting"] != "max":
-        parts.append(f"{r['halting']} halting")
-    parts.append(f"select: {r['selector']}" + (" (uses the rule check)" if r.get("uses_rule_check") else "")
-                 + (" (knows the labels: the ceiling)" if r.get("uses_labels") else ""))
-    return ", ".join(parts)
 
 
 def _cached(path: Path, settings: dict, make, echo) -> Trajectories:
