@@ -261,3 +261,19 @@ def test_the_best_setting_uses_no_rule_check_and_no_labels_and_respects_the_cost
     assert all(r["calls_ratio"] <= 2.0 + 1e-9 and not r["uses_rule_check"] and not r["uses_labels"] for r in rows)
     assert best["exact_accuracy"] == max(r["exact_accuracy"] for r in rows)
     assert (th.sigma > 0) == (th.k > 1)
+
+
+def test_depth_and_parallel_work_on_arc_and_the_rule_selector_says_it_has_no_rules():
+    from trmlab.trace.tasks import arc_spec
+    from trmlab.trace.tiny import random_batch
+
+    spec = arc_spec()
+    b = random_batch(spec, 2)
+    model = tiny_model(spec, hidden=16, n_supervision=2)
+    tr = thinking.run_trajectories(model, b["inputs"], b["labels"], steps=3, k=2, sigma=0.2)
+    assert tr.family == "arc" and tr.valid is None and tr.correct.shape == (3, 2, 2)
+    assert 0 <= thinking.select(tr, "vote")["exact_accuracy"] <= 1
+    with pytest.raises(ValueError, match="no rules to check"):
+        thinking.select(tr, "rule")
+    with pytest.raises(ValueError, match="dataset's own augmented versions"):
+        thinking.run_trajectories(model, b["inputs"], b["labels"], steps=1, augment=2)

@@ -109,17 +109,17 @@ def cost_figure(rows: Sequence[dict], frontier: Sequence[dict], title: str = "")
 
 def examples_figure(examples: dict, task, titles: Optional[dict] = None) -> Optional[go.Figure]:
     """One row per example puzzle (``longer``, ``parallel``, ``none``): the puzzle, then each answer (green
-    right, red wrong), then the solution. None when there is no example."""
+    right, red wrong; the parallel ones are the halting head's choice), then the solution. None when there
+    is no example."""
     if not examples:
         return None
-    titles = titles or {"longer": "solved only by thinking longer", "parallel": "solved only in parallel",
-                        "none": "solved by no method"}
+    titles = titles or {"longer": "only by thinking longer", "parallel": "only in parallel", "none": "by no method"}
     ncols = 1 + max(len(e["answers"]) for e in examples.values()) + 1
     names = []
     for what, e in examples.items():
-        names += [f"{titles.get(what, what)}: puzzle {e['index']}"] + list(e["answers"]) + ["solution"]
+        names += [f"puzzle {e['index']}, solved {titles.get(what, what)}"] + list(e["answers"]) + ["solution"]
         names += [""] * (ncols - 2 - len(e["answers"]))
-    fig = make_subplots(rows=len(examples), cols=ncols, subplot_titles=names, horizontal_spacing=0.02,
+    fig = make_subplots(rows=len(examples), cols=ncols, subplot_titles=names, horizontal_spacing=0.03,
                         vertical_spacing=0.08)
     for i, e in enumerate(examples.values(), start=1):
         x = np.asarray(e["inputs"])

@@ -219,10 +219,10 @@ def _examples(st: Study) -> dict:
         if not len(idx):
             continue
         b = int(idx[0])
-        answers = {f"plain, {base} steps": None, f"plain, {depth.steps} steps": depth.last_answers[b, 0]}
-        for name, r in wide.items():
+        answers = {f"{depth.steps} steps": depth.last_answers[b, 0]}
+        for name, r in wide.items():  # the halting head's choice among the candidates
             c = int(r["chosen"][b])
-            answers[f"{name}: the halting head's choice"] = st.runs[name].last_answers[b, c]
+            answers[{"parallel": "K trajectories", "augment": "transforms"}[name]] = st.runs[name].last_answers[b, c]
         out[what] = {"index": b, "inputs": depth.inputs[b], "labels": depth.labels[b],
                      "answers": {k: v for k, v in answers.items() if v is not None}}
     return out
