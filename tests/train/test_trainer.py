@@ -278,8 +278,9 @@ def test_cli_solve_prints_an_answer(sudoku4, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert len(lines) == 5 and all(len(l.split()) == 4 for l in lines[:4]) and "steps used: 4" in lines[4]  # the run's eval_supervision
-    assert lines[4].endswith("(checkpoint step 1: last checkpoint)")
+    assert len(lines) == 6 and all(len(l.split()) == 4 for l in lines[:4]) and "steps used: 4" in lines[5]  # the run's eval_supervision
+    assert "the rules of sudoku" in lines[4].lower()  # whether the answer obeys the rules (and where it breaks them)
+    assert lines[5].endswith("(checkpoint step 1: last checkpoint)")
     r = subprocess.run(cli("solve", str(tmp_path / "run"), "--sudoku", "1..4..1..4..3..X"), env=ENV,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "character 'X' at line 1, column 16" in r.stderr and "Traceback" not in r.stderr
