@@ -32,6 +32,18 @@ def write_kaggle_arc_dir(out: Path) -> Path:
     return out
 
 
+# Tests that share an expensive session fixture (a trained run, a built zoo dataset) run on one pytest-xdist
+# worker, so it is made once; every other test goes with its module, so module-scoped fixtures are made once too.
+SHARED_SESSION_FIXTURES = ("trained_sudoku4", "zoo_data")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests for ``pytest -n N --dist loadgroup`` (scripts/test.sh): see SHARED_SESSION_FIXTURES."""
+    for item in items:
+        shared = [f for f in SHARED_SESSION_FIXTURES if f in getattr(item, "fixturenames", ())]
+        item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.nodeid.split("::")[0]))
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Small models run faster on one thread than on two fighting over a shared 2-core machine."""
