@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh) and run the whole test suite. Usage: bash scripts/test.sh [pytest args]
 # The tests run on one pytest-xdist worker per core (at most 4; TRMLAB_TEST_WORKERS=N sets it, 1 runs them in this
-# process), grouped so shared fixtures are made once (tests/conftest.py). pytest prints the ten slowest
+# process), a test file's tests on one worker (its module fixtures made once); the session fixtures that train
+# or build are made once for all workers (tests/conftest.py: made_once). pytest prints the ten slowest
 # (--durations=10). At the end it says how many browser tests (tests/browser: headless Chromium) were skipped
 # and why, so a run without Chromium does not pass silently. The exit status is pytest's.
 set -euo pipefail
@@ -10,7 +11,7 @@ bash scripts/setup.sh
 export WANDB_MODE=disabled
 workers=${TRMLAB_TEST_WORKERS:-$(.venv/bin/python -c 'import os; print(max(1, min(4, len(os.sched_getaffinity(0)))))')}
 parallel=()
-[ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadgroup)
+[ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadfile)
 report=$(mktemp "${TMPDIR:-/tmp}/trmlab-junit.XXXXXX")
 trap 'rm -f "$report"' EXIT
 status=0

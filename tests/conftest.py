@@ -1,3 +1,4 @@
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -32,16 +33,22 @@ def write_kaggle_arc_dir(out: Path) -> Path:
     return out
 
 
-# Tests that share an expensive session fixture (a trained run, a built zoo dataset) run on one pytest-xdist
-# worker, so it is made once; every other test goes with its module, so module-scoped fixtures are made once too.
-SHARED_SESSION_FIXTURES = ("trained_sudoku4", "zoo_data")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Group tests for ``pytest -n N --dist loadgroup`` (scripts/test.sh): see SHARED_SESSION_FIXTURES."""
-    for item in items:
-        shared = [f for f in SHARED_SESSION_FIXTURES if f in getattr(item, "fixturenames", ())]
-        item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.nodeid.split("::")[0]))
+def made_once(tmp_path_factory, name: str, make, encode=lambda v: v, decode=lambda v: v):
+    """``make(folder)`` run once per test session, also when pytest-xdist runs the suite on several workers
+    (scripts/test.sh): the first worker to ask makes it under a file lock in the folder the workers share,
+    the others wait for it and read it back (``encode``/``decode``: to and from JSON)."""
+    if not os.environ.get("PYTEST_XDIST_TESTRUNUID"):
+        return make(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent / f"made-once-{name}"
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "made.json"
+        if done.is_file():
+            return decode(json.loads(done.read_text()))
+        value = make(shared / "work")
+        done.write_text(json.dumps(encode(value), default=float))
+        return value
 
 
 @pytest.fixture(autouse=True)
@@ -81,21 +88,26 @@ def trained_sudoku4(tmp_path_factory):
     from trmlab.data.sudoku import build_sudoku
     from trmlab.train.trainer import train
 
-    root = tmp_path_factory.mktemp("trained")
-    data = root / "sudoku4"
-    build_sudoku(data, generate=500, size=4, num_aug=100, test_generate=300, seed=0, progress=False,
-                 echo=lambda *a, **k: None)
-    steps = int(os.environ.get("TRMLAB_TEST_TRAIN_STEPS", "700"))
-    cfg = get_preset("cpu_sudoku4", {"data": str(data), "train.max_steps": steps, "train.wandb_mode": "disabled"})
-    metrics = train(cfg, root / "run", progress=False)
-    return data, root / "run", metrics
+    def make(root: Path):
+        data = root / "sudoku4"
+        build_sudoku(data, generate=500, size=4, num_aug=100, test_generate=300, seed=0, progress=False,
+                     echo=lambda *a, **k: None)
+        steps = int(os.environ.get("TRMLAB_TEST_TRAIN_STEPS", "700"))
+        cfg = get_preset("cpu_sudoku4", {"data": str(data), "train.max_steps": steps, "train.wandb_mode": "disabled"})
+        metrics = train(cfg, root / "run", progress=False)
+        return data, root / "run", metrics
+
+    return made_once(tmp_path_factory, "trained", make, encode=lambda v: [str(v[0]), str(v[1]), v[2]],
+                     decode=lambda v: (Path(v[0]), Path(v[1]), v[2]))
 
 
 class ZooData:
     """The shipped zoo models' datasets, each built at most once per test session into one project root
     through the zoo's own on-demand path (``trmlab.zoo.recipes.ensure_zoo_data``: the card's builder
     arguments, the hash checked against the card), then shared: building ``sudoku9-easy40`` takes about
-    40 s, and three tests (the zoo's rebuild check, the 04-recursion notebook and its browser test) need it."""
+    40 s, and three tests (the zoo's rebuild check, the 04-recursion notebook and its browser test) need it.
+    Under pytest-xdist the root is shared by the workers and each build holds a file lock, so a worker that
+    asks while another builds waits and reuses it."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -103,7 +115,8 @@ class ZooData:
     def folder(self, name: str) -> Path:
         from trmlab.zoo import recipes, store
 
-        with pytest.MonkeyPatch.context() as mp:
+        with pytest.MonkeyPatch.context() as mp, open(self.root / f".{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             mp.delenv(store.ZOO_ENV, raising=False)  # the repository's zoo
             recipe = recipes.recipe_of(name)
             return recipes.ensure_zoo_data(recipe, store.read_card(store.folder(name)), progress=False,
@@ -121,5 +134,9 @@ class ZooData:
 
 @pytest.fixture(scope="session")
 def zoo_data(tmp_path_factory):
-    """:class:`ZooData` over one session-wide project root."""
-    return ZooData(tmp_path_factory.mktemp("zoo-project"))
+    """:class:`ZooData` over one project root for the session (and its pytest-xdist workers)."""
+    if not os.environ.get("PYTEST_XDIST_TESTRUNUID"):
+        return ZooData(tmp_path_factory.mktemp("zoo-project"))
+    root = tmp_path_factory.getbasetemp().parent / "zoo-project"
+    root.mkdir(exist_ok=True)
+    return ZooData(root)
