@@ -9,10 +9,11 @@ from ..config import ModelConfig
 from .act import (Carry, DeepSupervision, SupervisionStep, run_to_halt, started_carry, supervision_steps,
                   wants_to_halt)
 from .baselines import DirectPrediction
-from .trm import TinyRecursiveModel, count_parameters
+from .trm import Observer, TinyRecursiveModel, checked_replacement, count_parameters, one_state
 
 __all__ = ["build_model", "Carry", "DeepSupervision", "SupervisionStep", "run_to_halt", "started_carry", "supervision_steps",
-           "wants_to_halt", "TinyRecursiveModel", "DirectPrediction", "count_parameters"]
+           "wants_to_halt", "TinyRecursiveModel", "DirectPrediction", "count_parameters", "Observer",
+           "checked_replacement", "one_state"]
 
 
 def build_model(cfg: ModelConfig) -> DeepSupervision:

@@ -283,7 +283,8 @@ def started_carry(carry: Carry, answer: torch.Tensor, latent: torch.Tensor, data
 
 @torch.no_grad()
 def run_to_halt(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None,
-                halting: str = "max", observer_factory=None) -> dict:
+                halting: str = "max", observer_factory=None,
+                between: Optional[Callable[[int, Carry, torch.Tensor], Carry]] = None) -> dict:
     """Solve a batch from scratch: run supervision steps until every slot has halted.
 
     ``halting="max"`` runs all ``n_supervision`` steps (the reference's evaluation); ``"learned"`` stops
@@ -291,13 +292,15 @@ def run_to_halt(model: DeepSupervision, batch: dict, n_supervision: Optional[int
     continue loss: :func:`wants_to_halt`). Returns the outputs each puzzle had when it halted:
     ``logits``, ``preds``, ``q_halt_logits``, ``q_continue_logits`` and ``steps`` (steps used) per slot.
     With an ``observer_factory`` the batch is not compacted (the observer sees every row every step).
+    ``observer_factory`` and ``between`` go to :func:`supervision_steps` (an observer may read or replace
+    the states after every network call, ``between`` the carry before each step: docs/contracts.md).
     """
     was_training = model.training
     model.eval()
     final: dict = {}
     try:
         for s in supervision_steps(model, batch, n_supervision, halting, compact=observer_factory is None,
-                                   observer_factory=observer_factory):
+                                   observer_factory=observer_factory, between=between):
             idx = s.rows[s.stops]
             for key in ("logits", "q_halt_logits", "q_continue_logits"):
                 v = s.out[key]
