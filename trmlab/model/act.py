@@ -24,6 +24,15 @@ from .trm import Observer, TinyRecursiveModel, count_parameters
 
 BATCH_KEYS = ("inputs", "labels", "puzzle_identifiers")
 
+#: ``between(step, carry, rows) -> carry``: called before each supervision step (see :func:`supervision_steps`).
+Between = Callable[[int, "Carry", torch.Tensor], "Carry"]
+#: ``observer_factory(step) -> observer or None``: each supervision step's observer (docs/contracts.md).
+ObserverFactory = Callable[[int], Optional[Observer]]
+#: ``hooks(model, batch) -> (observer_factory, between)`` (either may be None): what a caller that builds
+#: its own batches (``trmlab.runs.inference.solve_text``, ``trmlab.eval.evaluate.evaluate``) asks for
+#: each batch it is about to run from scratch; ``rows`` in ``between`` index that batch.
+StepHooks = Callable[["DeepSupervision", dict], tuple[Optional[ObserverFactory], Optional[Between]]]
+
 
 @dataclass
 class Carry:
@@ -194,7 +203,7 @@ def _take_rows(carry: Carry, keep: torch.Tensor) -> Carry:
 def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None,
                       halting: str = "max", active: Optional[torch.Tensor] = None, compact: bool = True,
                       observer_factory=None, restart_halted: bool = False, with_carry: bool = False,
-                      between: Optional[Callable[[int, Carry, torch.Tensor], Carry]] = None):
+                      between: Optional[Between] = None):
     """Run a batch from a fresh start, one supervision step at a time, and yield a
     :class:`SupervisionStep` after each. The loop behind :func:`run_to_halt` and the evaluator.
 
@@ -284,7 +293,7 @@ def started_carry(carry: Carry, answer: torch.Tensor, latent: torch.Tensor, data
 @torch.no_grad()
 def run_to_halt(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None,
                 halting: str = "max", observer_factory=None,
-                between: Optional[Callable[[int, Carry, torch.Tensor], Carry]] = None) -> dict:
+                between: Optional[Between] = None) -> dict:
     """Solve a batch from scratch: run supervision steps until every slot has halted.
 
     ``halting="max"`` runs all ``n_supervision`` steps (the reference's evaluation); ``"learned"`` stops
