@@ -45,7 +45,7 @@ def evaluate(model: DeepSupervision, batches: Iterable[dict], n_supervision: Opt
     ``halting``: ``"max"`` (all N steps) or ``"learned"`` (each puzzle stops at its own step); see the
     module docstring. ``merge(state) -> list of states`` gathers the accumulator states of every rank,
     this one's included (distributed, e.g. ``all_gather_object``); ``progress`` shows a tqdm bar;
-    ``max_batches`` stops early. ``hooks(model, batch) -> (observer_factory, between)``: called for each
+    ``max_batches`` stops early. ``hooks(model, batch, N) -> (observer_factory, between)``: called for each
     batch (on ``device``) before it runs; what it returns goes to :func:`trmlab.model.supervision_steps`
     (an observer may read or replace y and z after every network call, ``between`` the carry before each
     step; docs/contracts.md). ``trmlab.trace.interventions`` makes them from interventions.
@@ -106,7 +106,7 @@ def evaluate(model: DeepSupervision, batches: Iterable[dict], n_supervision: Opt
             preds = torch.zeros_like(labels)
             q_halt = torch.zeros(B, dtype=torch.float32, device=labels.device)
             q_cont = torch.zeros_like(q_halt)
-            observer_factory, between = hooks(model, batch) if hooks is not None else (None, None)
+            observer_factory, between = hooks(model, batch, N) if hooks is not None else (None, None)
             for s in supervision_steps(model, batch, N, halting, active=active, observer_factory=observer_factory,
                                        between=between):
                 steps_run += int(active[s.rows].sum())

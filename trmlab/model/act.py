@@ -28,10 +28,11 @@ BATCH_KEYS = ("inputs", "labels", "puzzle_identifiers")
 Between = Callable[[int, "Carry", torch.Tensor], "Carry"]
 #: ``observer_factory(step) -> observer or None``: each supervision step's observer (docs/contracts.md).
 ObserverFactory = Callable[[int], Optional[Observer]]
-#: ``hooks(model, batch) -> (observer_factory, between)`` (either may be None): what a caller that builds
-#: its own batches (``trmlab.runs.inference.solve_text``, ``trmlab.eval.evaluate.evaluate``) asks for
-#: each batch it is about to run from scratch; ``rows`` in ``between`` index that batch.
-StepHooks = Callable[["DeepSupervision", dict], tuple[Optional[ObserverFactory], Optional[Between]]]
+#: ``hooks(model, batch, n_supervision) -> (observer_factory, between)`` (either may be None): what a caller
+#: that builds its own batches (``trmlab.runs.inference.solve_text``, ``trmlab.eval.evaluate.evaluate``) asks
+#: for each batch it is about to run from scratch for ``n_supervision`` steps; ``rows`` in ``between``
+#: index that batch.
+StepHooks = Callable[["DeepSupervision", dict, int], tuple[Optional[ObserverFactory], Optional[Between]]]
 
 
 @dataclass

@@ -91,8 +91,12 @@ def solve(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = No
     ``observer_factory`` and ``between`` reach into the recursion (they go to
     :func:`trmlab.model.supervision_steps`; docs/contracts.md): an observer may read or replace y and z
     after every network call, ``between`` the carry before each step. ``trmlab.trace.interventions``
-    makes them from interventions, e.g. ``solve(model, batch, **Interventions([...]).hooks(model,
-    solver_batch(model, batch)).as_kwargs())``; without them nothing changes.
+    makes them from interventions::
+
+        of, between = hooks_for([Reset(step=2)])(model, solver_batch(model, batch), N)
+        solve(model, batch, N, observer_factory=of, between=between)
+
+    Without them nothing changes.
     """
     b = solver_batch(model, batch)
     res = run_to_halt(model, b, n_supervision=n_supervision, halting=halting, observer_factory=observer_factory,
@@ -183,8 +187,9 @@ def solve_text(path: "str | os.PathLike | Run", kind: str, text: str, n_supervis
     against the puzzle's rules (Sudoku, mazes): ``rule_violations`` lists what it breaks (empty: valid;
     None: no rules to check), next to what the halting head thought of it (``halt_prob``).
 
-    ``hooks(model, batch) -> (observer_factory, between)`` reaches into the recursion (see :func:`solve`);
-    it is called with the loaded model and the one-puzzle batch :func:`solver_batch` makes
+    ``hooks(model, batch, n_supervision) -> (observer_factory, between)`` reaches into the recursion (see
+    :func:`solve`); it is called with the loaded model, the one-puzzle batch :func:`solver_batch` makes
+    and the steps it runs
     (``trmlab solve --intervene``: ``trmlab.trace.interventions.Interventions.hooks``). Not with
     ``thinking``, which steers the steps itself."""
     if hooks is not None and thinking is not None:
@@ -213,7 +218,8 @@ def solve_text(path: "str | os.PathLike | Run", kind: str, text: str, n_supervis
     x = torch.from_numpy(tokens.astype(np.int64))[None]
     if thinking is None:
         batch = solver_batch(model, {"inputs": x})
-        observer_factory, between = hooks(model, batch) if hooks is not None else (None, None)
+        steps = n_supervision or cfg.model.n_supervision
+        observer_factory, between = hooks(model, batch, steps) if hooks is not None else (None, None)
         out = solve(model, batch, n_supervision, halting, observer_factory=observer_factory, between=between)
         answer_tokens = out["answers"][0].cpu().numpy()
         steps, halt_prob, calls = int(out["steps"][0]), float(out["halt_prob"][0]), None

@@ -18,7 +18,8 @@ positions come first).
 >>> Noise(step=2, sigma=0.3, seed=0)              # z += 0.3 * N(0, 1), seeded
 >>> run_with_cache(model, batch, interventions=[Reset(step=5, state="latent")])
 >>> trace(model, batch, interventions=[Noise(step=2, sigma=0.3)])
->>> solve(model, batch, *hooks_for([SetInputCell(step=3, cell=0, token=7)])(model, solver_batch(model, batch)))
+>>> of, between = hooks_for([SetInputCell(step=3, cell=0, token=7)])(model, solver_batch(model, batch), 4)
+>>> solve(model, batch, 4, observer_factory=of, between=between)
 
 The command line writes them as ``KIND:KEY=VALUE,...`` (:func:`parse_intervention`,
 ``trmlab solve RUN --sudoku ... --intervene SPEC``)::
@@ -273,8 +274,9 @@ class Reset(Intervention):
         _state_check("Reset", self.state, ("latent", "answer", "both"))
 
     def describe(self) -> str:
-        what = {"latent": "z", "answer": "y", "both": "y and z"}[self.state]
-        return f"reset {what} to its initial state {self.where()}"
+        what = {"latent": "z to its initial state", "answer": "y to its initial state",
+                "both": "y and z to their initial states"}[self.state]
+        return f"reset {what} {self.where()}"
 
     def apply(self, site, answer, latent):
         mask = site.mask(self.rows).view(-1, 1, 1)
@@ -419,15 +421,17 @@ def parse_interventions(texts) -> list:
 
 
 def hooks_for(interventions) -> StepHooks:
-    """The interventions as :data:`trmlab.model.StepHooks`: ``hooks(model, batch) -> (observer_factory,
-    between)``, what ``trmlab.runs.inference.solve_text`` and ``trmlab.eval.evaluate.evaluate`` take.
+    """The interventions as :data:`trmlab.model.StepHooks`: ``hooks(model, batch, n_supervision) ->
+    (observer_factory, between)``, what ``trmlab.runs.inference.solve_text`` and
+    ``trmlab.eval.evaluate.evaluate`` take. Each is checked against the model, the batch and the steps
+    run (an intervention at a step that never runs is an error, not a silent no-op).
 
     >>> solve_text("sudoku9", "sudoku", puzzle, hooks=hooks_for([Reset(step=5)]))
     """
     interventions = list(interventions)
 
-    def hooks(model, batch: dict):
-        return Hooks(model, batch, interventions=interventions).as_pair()
+    def hooks(model, batch: dict, n_supervision: int):
+        return Hooks(model, batch, interventions=interventions, n_supervision=n_supervision).as_pair()
 
     return hooks
 
