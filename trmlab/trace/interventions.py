@@ -102,7 +102,9 @@ class Intervention:
         return f"{at} supervision step {self.step} (0-based)"
 
     def rows_text(self) -> str:
-        return "all puzzles" if self.rows is None else "puzzles " + ", ".join(str(r) for r in self.rows)
+        if self.rows is None:
+            return "all puzzles"
+        return ("puzzle " if len(self.rows) == 1 else "puzzles ") + ", ".join(str(r) for r in self.rows)
 
     def check(self, model, batch_size: int) -> None:
         """A ValueError naming the field when this intervention cannot act on ``model`` and a batch of
