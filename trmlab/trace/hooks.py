@@ -353,7 +353,12 @@ class Cache:
     :class:`HookPoint`, its string (``"step3.rec1.latent4"``) or a tuple: ``("latent", s, t, i)`` (z after
     latent update i of recursion t of step s), ``("answer", s, t)`` (y after the answer update of
     recursion t), ``("input", s)`` (x, the embedded puzzle of step s). ``keys()`` lists the points in
-    the order the run reached them; ``stack(name)`` stacks one kind, [records, B, L, D]."""
+    the order the run reached them; ``stack(name)`` stacks one kind, [records, B, L, D].
+
+    That is every state: y does not change during the latent updates (y at ``("latent", s, t, i)`` is the
+    last answer before it) and z does not change during the answer update (z at ``("answer", s, t)`` is
+    ``("latent", s, t, n - 1)``). ``start`` points are hook points, not cached: the carry a step starts
+    from is the previous step's last y and z, unless a start hook changed it."""
 
     states: dict = field(default_factory=dict)  # str(point) -> tensor
     points: list = field(default_factory=list)
