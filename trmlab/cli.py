@@ -98,8 +98,16 @@ def _solve(args) -> int:
         from .runs.thinking import thinking_from_arg  # lazy: see the module docstring
 
         thinking = thinking_from_arg(args.run, args.think)
+    hooks, interventions = None, []
+    if args.intervene:
+        from .trace.interventions import hooks_for, parse_interventions  # lazy: see the module docstring
+
+        interventions = parse_interventions(args.intervene)
+        hooks = hooks_for(interventions)
     print(format_solution(solve_text(args.run, kind, given[0], n_supervision=args.steps, halting=args.halting,
-                                     checkpoint=args.checkpoint, thinking=thinking)))
+                                     checkpoint=args.checkpoint, thinking=thinking, hooks=hooks)))
+    for iv in interventions:
+        print(f"intervention: {iv.describe()}")
     return 0
 
 
@@ -430,6 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--think", nargs="?", const="best", metavar="SETTING",
                    help="answer by test-time scaling: alone (or 'best') the setting measured for this run; or "
                         "KEY=VALUE,... (see trmlab eval --help)")
+    s.add_argument("--intervene", action="append", metavar="SPEC",
+                   help="change the recursion while it solves (repeatable; docs/interventions.md): "
+                        "answer-cell:step=S,cell=C,token=K | input-cell:step=S,cell=C,token=K | "
+                        "reset:step=S,state=latent|answer|both | swap:step=S,state=latent|answer,rows=A-B | "
+                        "noise:step=S,sigma=X[,seed=N]; optional recursion=T[,latent_step=I] (default: the start "
+                        "of step S, 0-based), rows=A|A-B|A+B+C, margin=M (answer-cell). Tokens are the model's "
+                        "(Sudoku: digit d is token d+1)")
     s.set_defaults(func=_solve)
 
     s = sub.add_parser("think", help="test-time scaling: find the best way for a run to think, or show it",

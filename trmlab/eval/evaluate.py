@@ -29,7 +29,7 @@ import torch
 
 from ..io import write_json_atomic
 
-from ..model import DeepSupervision, supervision_steps, wants_to_halt
+from ..model import DeepSupervision, StepHooks, supervision_steps, wants_to_halt
 from .metrics import StepwiseAccuracy, sequence_correctness
 
 HALTING = ("max", "learned")
@@ -38,13 +38,17 @@ HALTING = ("max", "learned")
 @torch.no_grad()
 def evaluate(model: DeepSupervision, batches: Iterable[dict], n_supervision: Optional[int] = None,
              arc_evaluator=None, device: torch.device | str = "cpu", merge=None, progress: bool = False,
-             max_batches: Optional[int] = None, halting: str = "max", records: bool = False) -> dict:
+             max_batches: Optional[int] = None, halting: str = "max", records: bool = False,
+             hooks: Optional[StepHooks] = None) -> dict:
     """Score ``model`` on ``batches`` (a test loader). Returns a flat dict of metrics.
 
     ``halting``: ``"max"`` (all N steps) or ``"learned"`` (each puzzle stops at its own step); see the
     module docstring. ``merge(state) -> list of states`` gathers the accumulator states of every rank,
     this one's included (distributed, e.g. ``all_gather_object``); ``progress`` shows a tqdm bar;
-    ``max_batches`` stops early.
+    ``max_batches`` stops early. ``hooks(model, batch, N) -> (observer_factory, between)``: called for each
+    batch (on ``device``) before it runs; what it returns goes to :func:`trmlab.model.supervision_steps`
+    (an observer may read or replace y and z after every network call, ``between`` the carry before each
+    step; docs/contracts.md). ``trmlab.trace.interventions`` makes them from interventions.
 
     Keys (N = ``n_supervision``, default the model's):
 
@@ -102,7 +106,9 @@ def evaluate(model: DeepSupervision, batches: Iterable[dict], n_supervision: Opt
             preds = torch.zeros_like(labels)
             q_halt = torch.zeros(B, dtype=torch.float32, device=labels.device)
             q_cont = torch.zeros_like(q_halt)
-            for s in supervision_steps(model, batch, N, halting, active=active):
+            observer_factory, between = hooks(model, batch, N) if hooks is not None else (None, None)
+            for s in supervision_steps(model, batch, N, halting, active=active, observer_factory=observer_factory,
+                                       between=between):
                 steps_run += int(active[s.rows].sum())
                 out = s.out
                 acc.step(out["logits"], out["q_halt_logits"], out["q_continue_logits"], rows=s.rows)

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 from ..config import ModelConfig
-from .act import (Carry, DeepSupervision, SupervisionStep, run_to_halt, started_carry, supervision_steps,
-                  wants_to_halt)
+from .act import (Between, Carry, DeepSupervision, ObserverFactory, StepHooks, SupervisionStep, run_to_halt,
+                  started_carry, supervision_steps, wants_to_halt)
 from .baselines import DirectPrediction
-from .trm import TinyRecursiveModel, count_parameters
+from .trm import Observer, TinyRecursiveModel, checked_replacement, count_parameters, one_state
 
 __all__ = ["build_model", "Carry", "DeepSupervision", "SupervisionStep", "run_to_halt", "started_carry", "supervision_steps",
-           "wants_to_halt", "TinyRecursiveModel", "DirectPrediction", "count_parameters"]
+           "wants_to_halt", "TinyRecursiveModel", "DirectPrediction", "count_parameters", "Observer",
+           "checked_replacement", "one_state", "Between", "ObserverFactory", "StepHooks"]
 
 
 def build_model(cfg: ModelConfig) -> DeepSupervision:

@@ -24,6 +24,16 @@ from .trm import Observer, TinyRecursiveModel, count_parameters
 
 BATCH_KEYS = ("inputs", "labels", "puzzle_identifiers")
 
+#: ``between(step, carry, rows) -> carry``: called before each supervision step (see :func:`supervision_steps`).
+Between = Callable[[int, "Carry", torch.Tensor], "Carry"]
+#: ``observer_factory(step) -> observer or None``: each supervision step's observer (docs/contracts.md).
+ObserverFactory = Callable[[int], Optional[Observer]]
+#: ``hooks(model, batch, n_supervision) -> (observer_factory, between)`` (either may be None): what a caller
+#: that builds its own batches (``trmlab.runs.inference.solve_text``, ``trmlab.eval.evaluate.evaluate``) asks
+#: for each batch it is about to run from scratch for ``n_supervision`` steps; ``rows`` in ``between``
+#: index that batch.
+StepHooks = Callable[["DeepSupervision", dict, int], tuple[Optional[ObserverFactory], Optional[Between]]]
+
 
 @dataclass
 class Carry:
@@ -194,7 +204,7 @@ def _take_rows(carry: Carry, keep: torch.Tensor) -> Carry:
 def supervision_steps(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None,
                       halting: str = "max", active: Optional[torch.Tensor] = None, compact: bool = True,
                       observer_factory=None, restart_halted: bool = False, with_carry: bool = False,
-                      between: Optional[Callable[[int, Carry, torch.Tensor], Carry]] = None):
+                      between: Optional[Between] = None):
     """Run a batch from a fresh start, one supervision step at a time, and yield a
     :class:`SupervisionStep` after each. The loop behind :func:`run_to_halt` and the evaluator.
 
@@ -283,7 +293,8 @@ def started_carry(carry: Carry, answer: torch.Tensor, latent: torch.Tensor, data
 
 @torch.no_grad()
 def run_to_halt(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None,
-                halting: str = "max", observer_factory=None) -> dict:
+                halting: str = "max", observer_factory=None,
+                between: Optional[Between] = None) -> dict:
     """Solve a batch from scratch: run supervision steps until every slot has halted.
 
     ``halting="max"`` runs all ``n_supervision`` steps (the reference's evaluation); ``"learned"`` stops
@@ -291,13 +302,15 @@ def run_to_halt(model: DeepSupervision, batch: dict, n_supervision: Optional[int
     continue loss: :func:`wants_to_halt`). Returns the outputs each puzzle had when it halted:
     ``logits``, ``preds``, ``q_halt_logits``, ``q_continue_logits`` and ``steps`` (steps used) per slot.
     With an ``observer_factory`` the batch is not compacted (the observer sees every row every step).
+    ``observer_factory`` and ``between`` go to :func:`supervision_steps` (an observer may read or replace
+    the states after every network call, ``between`` the carry before each step: docs/contracts.md).
     """
     was_training = model.training
     model.eval()
     final: dict = {}
     try:
         for s in supervision_steps(model, batch, n_supervision, halting, compact=observer_factory is None,
-                                   observer_factory=observer_factory):
+                                   observer_factory=observer_factory, between=between):
             idx = s.rows[s.stops]
             for key in ("logits", "q_halt_logits", "q_continue_logits"):
                 v = s.out[key]

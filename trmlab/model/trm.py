@@ -15,6 +15,8 @@ Reads like the paper's pseudocode (arXiv:2510.04871, Figure 3)::
         y, z = latent_recursion(x, y, z, n)   # the last one with gradient
         return (y.detach(), z.detach()), output_head(y), Q_head(y)
 
+After every network call an observer (when given) sees (y, z) and may replace them: the recursion
+continues from what it returns (``observe``; docs/contracts.md). With no observer nothing changes.
 The deep-supervision loop (up to N_sup steps, the halting head, the carry) is in ``act.py``.
 
 Names: ``answer`` is the paper's y (the reference's ``z_H``), ``latent`` is z (``z_L``).
@@ -23,7 +25,7 @@ Ablations (paper Tables 1-2) are switches of this class, not copies: ``latent_mo
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.utils.checkpoint
@@ -33,8 +35,51 @@ from ..config import ModelConfig
 from .embedding import InputEmbedding
 from .layers import CastedLinear, ReasoningNet, RotaryEmbedding, trunc_normal_
 
-#: observer(event, recursion, latent_step, answer, latent): called after every network call when given.
-Observer = Callable[[str, int, int, torch.Tensor, torch.Tensor], None]
+#: observer(event, recursion, latent_step, answer, latent) -> None | (answer, latent): called after every
+#: network call when given; None reads, a pair replaces the states the recursion continues from.
+Observer = Callable[[str, int, int, torch.Tensor, torch.Tensor], Optional[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def checked_replacement(where: str, replaced, answer: torch.Tensor, latent: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``replaced`` as a pair (answer, latent) of tensors shaped, typed and placed like ``answer`` and
+    ``latent``, or a ValueError naming ``where`` and what was expected.
+
+    >>> y = z = torch.zeros(1, 3, 4)
+    >>> checked_replacement("hook", (y, z), y, z)[0].shape
+    torch.Size([1, 3, 4])
+    >>> checked_replacement("hook", y, y, z)
+    Traceback (most recent call last):
+    ValueError: hook returned a Tensor; expected None or a pair (answer, latent) of tensors
+    """
+    if not isinstance(replaced, Sequence) or isinstance(replaced, torch.Tensor) or len(replaced) != 2:
+        raise ValueError(f"{where} returned a {type(replaced).__name__}; expected None or a pair (answer, latent) "
+                         f"of tensors")
+    for name, new, old in (("answer", replaced[0], answer), ("latent", replaced[1], latent)):
+        if not isinstance(new, torch.Tensor):
+            raise ValueError(f"{where} returned {name} as a {type(new).__name__}; expected a tensor")
+        if new.shape != old.shape or new.dtype != old.dtype or new.device != old.device:
+            raise ValueError(f"{where} returned {name} of shape {tuple(new.shape)}, {new.dtype} on {new.device}; "
+                             f"expected shape {tuple(old.shape)}, {old.dtype} on {old.device} (the state it replaces)")
+    return replaced[0], replaced[1]
+
+
+def one_state(where: str, shown: torch.Tensor, answer: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    """The single-z ablation has one state, z (y is z): an observer is shown it as both ``answer`` and
+    ``latent``, and its replacement is the one of the two it changed (``latent`` when it returned one
+    tensor twice, equal values, or changed only the latent; ``answer`` when it changed only the answer).
+    Two different changes are a ValueError: there is only one state to put them in.
+
+    >>> s = torch.zeros(2)
+    >>> one_state("hook", s, s + 1, s).tolist()   # only the answer changed: it is the state
+    [1.0, 1.0]
+    """
+    if answer is latent or torch.equal(answer, latent) or torch.equal(answer, shown):
+        return latent
+    if torch.equal(latent, shown):
+        return answer
+    raise ValueError(f"{where} changed both answer and latent differently, but the single-z model (latent_mode="
+                     f"'single_z') has one state (y is z): change one of them, or return the same tensor twice")
 
 
 class TinyRecursiveModel(nn.Module):
@@ -89,30 +134,47 @@ class TinyRecursiveModel(nn.Module):
         return net(h, injection, self.rope)
 
     def update_latent(self, x, y, z, t, i, observer: Optional[Observer]):
-        """One latent update: z <- f(z + y + x) (single-z ablation: z <- f(z + x))."""
+        """One latent update: z <- f(z + y + x) (single-z ablation: z <- f(z + x)). Returns (y, z), which
+        the observer may have replaced."""
         injection = x if self.cfg.latent_mode == "single_z" else y + x
         z = self.call(self.net, z, injection)
-        if observer is not None:
-            observer("latent", t, i, y if self.cfg.latent_mode == "yz" else z, z)
-        return z
+        return self.observe(observer, "latent", t, i, y, z)
 
     def update_answer(self, y, z, t, observer: Optional[Observer]):
-        """The answer update: y <- f(y + z), with no x (single-z ablation: z <- f(z), and y is z)."""
+        """The answer update: y <- f(y + z), with no x (single-z ablation: z <- f(z), and y is z).
+        Returns (y, z), which the observer may have replaced."""
         if self.cfg.latent_mode == "single_z":
             z = self.call(self.answer_net, z, None)
             y = z
         else:
             y = self.call(self.answer_net, y, z)
-        if observer is not None:
-            observer("answer", t, self.cfg.n_latent_steps, y, z)
-        return y, z
+        return self.observe(observer, "answer", t, self.cfg.n_latent_steps, y, z)
+
+    def observe(self, observer: Optional[Observer], event: str, t: int, i: int, y, z):
+        """Show (y, z) to the observer after a network call; returns the (y, z) the recursion continues
+        from: the same tensors when there is no observer or it returns None, else its pair (checked:
+        same shape, dtype and device). Single-z ablation: the observer sees z as both y and z, and its
+        replacement becomes both (:func:`one_state`)."""
+        if observer is None:
+            return y, z
+        single = self.cfg.latent_mode == "single_z"
+        shown_y = z if single else y
+        replaced = observer(event, t, i, shown_y, z)
+        if replaced is None:
+            return y, z
+        where = f"observer at {event} (recursion {t}, latent step {i})"
+        new_y, new_z = checked_replacement(where, replaced, shown_y, z)
+        if single:
+            state = one_state(where, z, new_y, new_z)
+            return state, state
+        return new_y, new_z
 
     # -- the recursion ----------------------------------------------------------------------------
 
     def latent_recursion(self, x, y, z, t: int, observer: Optional[Observer] = None):
         """n latent updates, then one answer update."""
         for i in range(self.cfg.n_latent_steps):
-            z = self.update_latent(x, y, z, t, i, observer)
+            y, z = self.update_latent(x, y, z, t, i, observer)
         return self.update_answer(y, z, t, observer)
 
     def deep_recursion(self, x, y, z, observer: Optional[Observer] = None):
@@ -125,8 +187,8 @@ class TinyRecursiveModel(nn.Module):
             # HRM's 1-step gradient (ablation): only the final z update and the y update carry gradient.
             with torch.no_grad():
                 for i in range(n - 1):
-                    z = self.update_latent(x, y, z, T - 1, i, observer)
-            z = self.update_latent(x, y, z, T - 1, n - 1, observer)
+                    y, z = self.update_latent(x, y, z, T - 1, i, observer)
+            y, z = self.update_latent(x, y, z, T - 1, n - 1, observer)
             return self.update_answer(y, z, T - 1, observer)
         return self.latent_recursion(x, y, z, T - 1, observer)
 

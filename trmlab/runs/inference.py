@@ -30,7 +30,7 @@ from ..eval.batch_size import test_loader
 from ..eval.evaluate import HALTING, evaluate, save_evaluation
 from ..eval.rules import rule_violations
 from ..eval.thinking import Thinking, think
-from ..model import DeepSupervision, run_to_halt
+from ..model import Between, DeepSupervision, ObserverFactory, StepHooks, run_to_halt
 from ..train import checkpoint as ckpt
 from ..train.distributed import resolve_device
 from ..zoo import store
@@ -66,23 +66,41 @@ def open_run(path: "str | os.PathLike | Run", checkpoint: str = "last", ema: boo
     return model, cfg, choice
 
 
-@torch.no_grad()
-def solve(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None, halting: str = "max") -> dict:
-    """Answer a batch of puzzles from scratch.
-
-    ``batch``: ``inputs`` [B, seq_len] tokens and ``puzzle_identifiers`` [B] (0 if absent).
-    Returns ``answers`` [B, seq_len] tokens, ``steps`` [B] supervision steps used, ``halt_prob`` [B]
-    (sigmoid of the halt logit when the puzzle stopped) and the ``logits``.
-    """
+def solver_batch(model: DeepSupervision, batch: dict) -> dict:
+    """The batch :func:`solve` runs: ``inputs`` int32 [B, seq_len] (one puzzle may be given as [seq_len]),
+    ``puzzle_identifiers`` int32 [B] (0 if absent) and blank ``labels``, on the model's device."""
     device = next(model.parameters()).device
     inputs = torch.as_tensor(batch["inputs"]).to(device)
     if inputs.dim() == 1:
         inputs = inputs[None]
     ids = batch.get("puzzle_identifiers")
     ids = torch.zeros(inputs.shape[0], dtype=torch.int32) if ids is None else torch.as_tensor(ids)
-    b = {"inputs": inputs.to(torch.int32), "puzzle_identifiers": ids.to(device).to(torch.int32).reshape(-1),
-         "labels": torch.full(inputs.shape, -100, dtype=torch.int64, device=device)}
-    res = run_to_halt(model, b, n_supervision=n_supervision, halting=halting)
+    return {"inputs": inputs.to(torch.int32), "puzzle_identifiers": ids.to(device).to(torch.int32).reshape(-1),
+            "labels": torch.full(inputs.shape, -100, dtype=torch.int64, device=device)}
+
+
+@torch.no_grad()
+def solve(model: DeepSupervision, batch: dict, n_supervision: Optional[int] = None, halting: str = "max",
+          observer_factory: Optional[ObserverFactory] = None, between: Optional[Between] = None) -> dict:
+    """Answer a batch of puzzles from scratch.
+
+    ``batch``: ``inputs`` [B, seq_len] tokens and ``puzzle_identifiers`` [B] (0 if absent).
+    Returns ``answers`` [B, seq_len] tokens, ``steps`` [B] supervision steps used, ``halt_prob`` [B]
+    (sigmoid of the halt logit when the puzzle stopped) and the ``logits``.
+
+    ``observer_factory`` and ``between`` reach into the recursion (they go to
+    :func:`trmlab.model.supervision_steps`; docs/contracts.md): an observer may read or replace y and z
+    after every network call, ``between`` the carry before each step. ``trmlab.trace.interventions``
+    makes them from interventions::
+
+        of, between = hooks_for([Reset(step=2)])(model, solver_batch(model, batch), N)
+        solve(model, batch, N, observer_factory=of, between=between)
+
+    Without them nothing changes.
+    """
+    b = solver_batch(model, batch)
+    res = run_to_halt(model, b, n_supervision=n_supervision, halting=halting, observer_factory=observer_factory,
+                      between=between)
     return {"answers": res["preds"], "steps": res["steps"], "halt_prob": torch.sigmoid(res["q_halt_logits"]),
             "logits": res["logits"]}
 
@@ -157,7 +175,8 @@ def cfg_dtype(device: str) -> str:
 
 
 def solve_text(path: "str | os.PathLike | Run", kind: str, text: str, n_supervision: Optional[int] = None,
-               halting: str = "max", checkpoint: str = "last", thinking: Optional[Thinking] = None) -> dict:
+               halting: str = "max", checkpoint: str = "last", thinking: Optional[Thinking] = None,
+               hooks: Optional[StepHooks] = None) -> dict:
     """Solve one puzzle given as text (a Sudoku string, a maze file, an ARC task file) with a run's
     checkpoint (default: the last); the result says which (``checkpoint``, ``checkpoint_step``,
     ``checkpoint_choice``). The text goes through the data layer's parsers (``sudoku.parse_board``,
@@ -166,7 +185,15 @@ def solve_text(path: "str | os.PathLike | Run", kind: str, text: str, n_supervis
     ``thinking``: answer by test-time scaling (:class:`~trmlab.eval.thinking.Thinking`: more steps,
     parallel trajectories, transforms of the puzzle) instead of the plain recursion. The answer is checked
     against the puzzle's rules (Sudoku, mazes): ``rule_violations`` lists what it breaks (empty: valid;
-    None: no rules to check), next to what the halting head thought of it (``halt_prob``)."""
+    None: no rules to check), next to what the halting head thought of it (``halt_prob``).
+
+    ``hooks(model, batch, n_supervision) -> (observer_factory, between)`` reaches into the recursion (see
+    :func:`solve`); it is called with the loaded model, the one-puzzle batch :func:`solver_batch` makes
+    and the steps it runs
+    (``trmlab solve --intervene``: ``trmlab.trace.interventions.Interventions.hooks``). Not with
+    ``thinking``, which steers the steps itself."""
+    if hooks is not None and thinking is not None:
+        raise ValueError("interventions and thinking cannot be combined: thinking runs its own trajectories")
     model, cfg, choice = open_run(path, checkpoint)
     n_supervision = n_supervision or cfg.train.eval_supervision or None
     seq_len = cfg.model.seq_len
@@ -190,7 +217,10 @@ def solve_text(path: "str | os.PathLike | Run", kind: str, text: str, n_supervis
         raise ValueError(f"unknown puzzle kind {kind!r}")
     x = torch.from_numpy(tokens.astype(np.int64))[None]
     if thinking is None:
-        out = solve(model, {"inputs": x}, n_supervision, halting)
+        batch = solver_batch(model, {"inputs": x})
+        steps = n_supervision or cfg.model.n_supervision
+        observer_factory, between = hooks(model, batch, steps) if hooks is not None else (None, None)
+        out = solve(model, batch, n_supervision, halting, observer_factory=observer_factory, between=between)
         answer_tokens = out["answers"][0].cpu().numpy()
         steps, halt_prob, calls = int(out["steps"][0]), float(out["halt_prob"][0]), None
     else:

@@ -40,6 +40,7 @@ import torch
 from trmlab.io import atomic_write
 from trmlab.model import SupervisionStep, supervision_steps, wants_to_halt
 
+from .hooks import Hooks, batch_on, model_device
 from .projection import PCA, CovarianceAccumulator
 from .tasks import IGNORE_LABEL, TaskSpec, infer_task
 
@@ -270,27 +271,6 @@ def _rms(x: torch.Tensor) -> torch.Tensor:
     return x.pow(2).sum(-1).mean(-1).sqrt()
 
 
-def _as_batch(batch: dict, device) -> dict:
-    out = {}
-    for k, v in batch.items():
-        if isinstance(v, np.ndarray):
-            v = torch.from_numpy(v)
-        if isinstance(v, torch.Tensor):
-            v = v.to(device)
-        out[k] = v
-    if "puzzle_identifiers" not in out:
-        out["puzzle_identifiers"] = torch.zeros(out["inputs"].shape[0], dtype=torch.int32, device=device)
-    return out
-
-
-def _model_device(model) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
-
-
 class _Recorder:
     """The observer: decodes and measures every kept record, tracks previous states for the deltas."""
 
@@ -391,17 +371,19 @@ class _Projector:
             self._add(s.carry.answer, s.carry.latent)
 
 
-def _run(model, batch: dict, n_sup: int, observer, continue_after_halt: bool) -> None:
+def _run(model, batch: dict, n_sup: int, observer, continue_after_halt: bool, hooks=(), interventions=()) -> None:
     """Run the batch through the model's own supervision loop (:func:`trmlab.model.supervision_steps`,
     every row all ``n_sup`` steps) with ``observer`` on the recursion, and hand it each step's output.
-    ``continue_after_halt=False``: a slot the wrapper halted is reset and restarts its puzzle."""
+    ``continue_after_halt=False``: a slot the wrapper halted is reset and restarts its puzzle. ``hooks`` and
+    ``interventions`` (:mod:`trmlab.trace.hooks`) act before the observer sees the states."""
 
     def at_step(step: int):
         observer.step = step
         return observer
 
-    for s in supervision_steps(model, batch, n_sup, "max", observer_factory=at_step,
-                               restart_halted=not continue_after_halt, with_carry=True):
+    reach = Hooks(model, batch, hooks, interventions, watch=at_step, n_supervision=n_sup)
+    for s in supervision_steps(model, batch, n_sup, "max", observer_factory=reach.observer_factory,
+                               between=reach.between, restart_halted=not continue_after_halt, with_carry=True):
         observer.supervision(s)
 
 
@@ -409,7 +391,8 @@ def _run(model, batch: dict, n_sup: int, observer, continue_after_halt: bool) ->
 def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, keep_steps: StepFilter = None,
           keep_puzzles: Optional[Sequence[int]] = None, events: Iterable[str] = EVENTS, full_probs: bool = False,
           task: Optional[TaskSpec] = None, pca: str = "joint", state_budget_mb: float = 256.0,
-          continue_after_halt: bool = True, meta: Optional[dict] = None) -> Trace:
+          continue_after_halt: bool = True, meta: Optional[dict] = None, interventions: Sequence = (),
+          hooks: Sequence = ()) -> Trace:
     """Run ``model`` on ``batch`` for ``n_supervision`` supervision steps (default: the model's N_sup) and
     record the recursion. See the module docstring for what is recorded.
 
@@ -427,6 +410,12 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
     The steps run through the model's own loop, :func:`trmlab.model.supervision_steps` (all steps,
     ``restart_halted = not continue_after_halt``), the one ``trmlab eval`` uses; the ``supervision``
     records are the outputs it yields.
+
+    ``interventions`` (:mod:`trmlab.trace.interventions`) and ``hooks`` (``(filter, fn)`` pairs,
+    :mod:`trmlab.trace.hooks`) change the recursion where they act; the records show the states the
+    recursion continues from, so every record before the first intervention point is bit-identical to a
+    trace without them, and the record at an intervention point shows the changed state. Their ``rows``
+    index the traced batch (after ``keep_puzzles``); ``meta["interventions"]`` describes them.
     """
     events = set(events)
     unknown = events - set(EVENTS)
@@ -434,8 +423,8 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
         raise ValueError(f"unknown events {sorted(unknown)}; valid: {', '.join(EVENTS)}")
     if pca not in ("joint", "separate", "none"):
         raise ValueError(f"pca must be 'joint', 'separate' or 'none', got {pca!r}")
-    device = _model_device(model)
-    batch = _as_batch(batch, device)
+    device = model_device(model)
+    batch = batch_on(batch, device)
     if labels is not None:
         batch["labels"] = labels.to(device) if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels), device=device)
     B_all = batch["inputs"].shape[0]
@@ -463,7 +452,7 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
         y0, z0 = model.core.initial_state(B, device) if hasattr(model, "core") else (None, None)
         if y0 is not None:
             rec.prev_y, rec.prev_z = rec.cells(y0), rec.cells(z0)
-        _run(model, batch, N, rec, continue_after_halt)
+        _run(model, batch, N, rec, continue_after_halt, hooks, interventions)
         if not rec.index:
             raise ValueError("trace: nothing recorded (check keep_steps and events)")
         if pca == "none":  # no projection (e.g. ranking puzzles): zero planes
@@ -480,7 +469,7 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
             z_cell_pc = np.stack([pca_cells_z.transform(s.float()) for s in rec.states_z])
         else:
             proj = _Projector(seq_len, keep, events, pca_cells_y, pca_cells_z, model)
-            _run(model, batch, N, proj, continue_after_halt)
+            _run(model, batch, N, proj, continue_after_halt, hooks, interventions)
             y_cell_pc, z_cell_pc = np.stack(proj.y), np.stack(proj.z)
     finally:
         model.train(was_training)
@@ -509,6 +498,10 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
     }
     if "index" in batch and isinstance(batch["index"], torch.Tensor):
         info["puzzle_index"] = batch["index"].cpu().numpy().astype(int).tolist()
+    if interventions:
+        info["interventions"] = [iv.describe() for iv in interventions]
+    if hooks:
+        info["hooks"] = len(list(hooks))
     if meta:
         info.update(meta)
     return Trace(task, np.asarray(rec.index, np.int32).reshape(-1, 3), np.asarray(rec.event, np.int8), inputs, lab,
