@@ -56,7 +56,8 @@ from trmlab.eval.metrics import wilson_interval
 from trmlab.eval.thinking import Trajectories
 from trmlab.model import supervision_steps
 
-from .recorder import Trace, _as_batch, _model_device
+from .hooks import batch_on, model_device
+from .recorder import Trace
 from .tasks import IGNORE_LABEL, infer_task
 
 #: the five classes, in the order they are counted and drawn
@@ -599,8 +600,8 @@ def model_steps(model, batch: dict, n_supervision: Optional[int] = None, bits: b
     output head (``model.decode``) as a :class:`DecodeEntropy`. ``batch``: ``inputs`` [B, L] (and
     ``labels``, ``puzzle_identifiers``, ``index``), torch or numpy. Memory: [S, B] numbers plus one
     step's states."""
-    device = _model_device(model)
-    batch = _as_batch(batch, device)
+    device = model_device(model)
+    batch = batch_on(batch, device)
     inputs = batch["inputs"].cpu().numpy().astype(np.int64)
     B, L = inputs.shape
     labels = batch["labels"].cpu().numpy().astype(np.int64) if "labels" in batch else None
