@@ -83,3 +83,16 @@ def test_card_data_command_rebuilds_the_same_dataset(name, zoo_data, tmp_path):
 
     assert dataset_hash(tmp_path / card["data"]["path"]) == card["data"]["hash"]
     assert res.steps == 1 and torch.isfinite(torch.tensor(res.metrics.get("all/exact_accuracy", 0.0)))
+
+
+@pytest.mark.parametrize("name", ["sudoku9", "maze10"])
+def test_shipped_best_thinking_reads_back_and_names_only_project_paths(name):
+    """`trmlab think search NAME --into-zoo` wrote zoo/NAME/thinking.json; `--think` (best) reads it."""
+    from trmlab.runs.thinking import FILE, best_thinking
+
+    path = zoo.folder(name) / FILE
+    text = path.read_text()
+    assert not any(s in text for s in ("/work/", "/tmp/", "/home/", "/root/")), "absolute paths in " + str(path)
+    th, record = best_thinking(name)
+    assert record["measured_on"]["split"] == "val" and record["calls_ratio"] <= record["max_ratio"]
+    assert not record["measured_on"]["data"].startswith("/") and th.select != "rule"

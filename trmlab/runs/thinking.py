@@ -26,7 +26,7 @@ from ..data.format import PuzzleFormatError, family_of
 from ..data.loader import split_arrays
 from ..eval.thinking import Thinking, best_setting, rule_check_rate, run_trajectories, select
 from ..io import write_json_atomic
-from ..paths import resolve
+from ..paths import display_path, resolve
 from .inference import cfg_dtype, open_run
 from .resolve import Run, resolve_run
 
@@ -142,13 +142,14 @@ def search_best(run: "str | os.PathLike | Run", data: Optional[str | os.PathLike
                                               progress=progress, stop_when_halted=True)
     th, best, rows = best_setting(runs, max_ratio, seed)
     record = {"format": FORMAT, "thinking": th.to_dict(), "describe": th.describe(),
-              "measured_on": {"data": str(folder), "split": split, "puzzles": int(len(x))},
+              "measured_on": {"data": display_path(folder, run.root), "split": split, "puzzles": int(len(x))},
               "exact_accuracy": best["exact_accuracy"], "interval": [best["low"], best["high"]],
               "calls_ratio": best["calls_ratio"], "calls_per_puzzle": best["calls_per_puzzle"],
               "max_ratio": max_ratio, "searched": {"sigmas": list(map(float, sigmas)), "steps": steps, "k": k,
                                                    "augment": augment, "init_noise": init_noise,
                                                    "halting": "each trajectory stops when its head says halt"},
-              "checkpoint": choice.as_dict(), "date": datetime.date.today().isoformat(), "compared": rows}
+              "checkpoint": {k: display_path(v, run.root) if k == "checkpoint" else v for k, v in choice.as_dict().items()},
+              "date": datetime.date.today().isoformat(), "compared": rows}
     dest = (run.folder if (run.is_zoo and into_zoo) else run.outputs) / FILE
     write_json_atomic(dest, record, indent=1, default=float)
     return dest

@@ -32,6 +32,7 @@ from typing import Optional
 import torch
 
 from ..config import ConfigError, RunConfig
+from ..paths import display_path
 from ..train import checkpoint as ckpt
 
 ZOO_ENV = "TRMLAB_ZOO"
@@ -172,7 +173,7 @@ def choose(path: str | os.PathLike) -> tuple[ckpt.CheckpointChoice, dict]:
     card = read_card(p)
     w = card["weights"]
     how = (f"zoo model {card['name']}: {w.get('checkpoint', 'last')} checkpoint of its training run"
-           f"{', EMA weights' if w.get('ema') else ''} (card: {p / 'card.md'})")
+           f"{', EMA weights' if w.get('ema') else ''} (card: {display_path(p / 'card.md')})")
     state = {"config": card["config"], "model": load_weights(p), "ema": None, "step": w["step"]}
     return ckpt.CheckpointChoice(p / WEIGHTS, int(w["step"]), how), state
 
