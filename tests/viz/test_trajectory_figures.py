@@ -89,3 +89,31 @@ def test_entropy_figure_without_labels_and_z_change_errors():
 def test_docstring_example_runs():
     result = doctest.testmod(figures_module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_recovery_figures_build_from_a_measured_recovery():
+    from trmlab.trace.recovery import recovery
+    from trmlab.viz.trajectories import recovery_example_figure, recovery_figure
+    from trmlab.workbench.dynamics import recovery_example
+
+    model = tiny_model(TASK, n_supervision=4)
+    batch = random_batch(TASK, 6)
+    x, y = batch["inputs"].numpy(), batch["labels"].numpy()
+    y[:] = np.where(x > 1, x, y)  # givens agree with the labels
+    # the untrained model solves nothing: score against its own plain answers so that every puzzle is measured
+    from trmlab.trace.hooks import run_with_cache
+
+    out, _ = run_with_cache(model, {"inputs": x}, n_supervision=4, names=lambda p: False)
+    y = out.per_step[-1].preds.numpy()
+    recs = {kind: recovery(model, x, y, kind=kind, after=(1, 2), n_supervision=4) for kind in ("answer", "given")}
+    assert all(1 <= len(r.puzzles) <= 6 for r in recs.values())  # those with a blank (answer) or a given cell
+    fig = recovery_figure(recs)
+    assert len(fig.data) == 2 * (1 + 2) + 1  # per kind: the share recovered, one line per step; the plain run
+    ex = recovery_example(model, recs["answer"], x, y, np.zeros(6, np.int64))
+    assert ex["cell"] == recs["answer"].cells[1, 0] or ex["index"] in recs["answer"].puzzles
+    assert any("(before)" in name for name in ex["answers"])
+    fig = recovery_example_figure(ex, TASK)
+    assert len(fig.layout.annotations) == 2 + len(ex["answers"])  # puzzle, answers, solution
+    assert recovery_example_figure({}, TASK) is None
+    with pytest.raises(ValueError, match="no recovery"):
+        recovery_figure({})

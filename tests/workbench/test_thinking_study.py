@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from trmlab.eval.thinking import Thinking
@@ -97,15 +98,30 @@ def test_the_study_and_its_notebook(tiny_run, tmp_path):
                   augment_values=(1, 2), sigmas=(0.3,), sigma_puzzles=4, progress=False,
                   echo=lambda *a: (_ for _ in ()).throw(AssertionError(a)) if "wrote" in a[0] else None)
     assert again.tables["k"] == st.tables["k"]  # read back, not run again
+    from trmlab.workbench.dynamics import dynamics, save_summary
+
+    dy = dynamics(st, entropy_puzzles=4, recovery_puzzles=8, after=(1,), echo=lambda *a: None)
+    assert sum(r["count"] for r in dy.classes.counts()) == 8 and dy.calibration.n == 8 * 4
+    assert dy.entropy.y_entropy.shape == (4, 4) and set(dy.recovery) == {"answer", "given"}
+    assert all(rec.offered == 8 and rec.after == (1,) for rec in dy.recovery.values())
+    assert "-p pick index -p index N" in dy.open_command
+    d = json.loads(save_summary(st, dy).read_text())
+    assert d["dynamics"]["calibration"]["where"] == "every_step" and len(d["dynamics"]["classes"]) == 5
+    again = dynamics(st, entropy_puzzles=4, recovery_puzzles=8, after=(1,),
+                     echo=lambda *a: (_ for _ in ()).throw(AssertionError(a)) if "wrote" in a[0] else None)
+    for kind, rec in dy.recovery.items():  # read back
+        assert np.array_equal(again.recovery[kind].exact, rec.exact) and again.recovery[kind].offered == 8
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "06.ipynb"
     papermill.execute_notebook(str(REPO / "notebooks" / "06-thinking.ipynb"), str(out), kernel_name="trmlab",
                                parameters={"run": str(run), "data": "", "max_puzzles": 8, "max_steps": 4, "steps": 2,
                                            "k_values": [1, 2], "augment_values": [1, 2], "sigmas": [0.3],
-                                           "sigma_puzzles": 4},
+                                           "sigma_puzzles": 4, "entropy_puzzles": 4, "recovery_puzzles": 8,
+                                           "recovery_after": [1]},
                                cwd=str(REPO / "notebooks"), progress_bar=False)
     nb = json.loads(out.read_text())
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "noise scale chosen on the validation split" in text and "summary.json" in text
     plots = [o for c in nb["cells"] for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})]
-    assert len(plots) >= 4
+    assert len(plots) >= 8  # test-time scaling, then classes, z changes, calibration, decodings, recovery
+    assert "open one in the player: trmlab run 04-recursion" in json.dumps(nb)

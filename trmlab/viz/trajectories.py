@@ -7,7 +7,11 @@
 * :func:`decode_entropy_figure`: per supervision step, the entropy of y and of z decoded through the
   output head (left) and the accuracy of each decoding (right);
 * :func:`z_change_figure`: per supervision step, how far z moves (median and interquartile band over
-  the puzzles of each class; log scale).
+  the puzzles of each class; log scale);
+* :func:`recovery_figure`: after an intervention (:mod:`trmlab.trace.recovery`), the fraction of puzzles
+  that recover by the step of the intervention (with intervals), and the accuracy step by step;
+* :func:`recovery_example_figure`: one puzzle's answers before and after the intervention, the cell hit
+  circled.
 
 Example::
 
@@ -26,8 +30,12 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from trmlab.trace.recovery import KIND_TEXT, Recovery
+from trmlab.trace.tasks import TaskSpec
 from trmlab.trace.trajectories import (CLASSES, Z_CHANGE_KINDS, Calibration, DecodeEntropy, StepAnswers,
                                       TrajectoryClasses)
+
+from .grids import grid_figure
 
 #: how each class is named and coloured
 CLASS_STYLE = {
@@ -180,4 +188,71 @@ def z_change_figure(steps: StepAnswers, classes: TrajectoryClasses, title: str =
                       xaxis=dict(title="supervision step", dtick=1 if len(xs) <= 20 else None),
                       yaxis=dict(title="z change (RMS over cells, log)", type="log"),
                       legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def recovery_figure(recoveries: Mapping[str, Recovery], title: str = "", height: int = 420) -> go.Figure:
+    """Left: the share of puzzles right again at the last step, against the number of steps run before the
+    intervention (one line per kind, 95% Wilson intervals). Right: exact accuracy after every supervision
+    step, without an intervention (grey) and with one after each number of steps (a dotted line marks it)."""
+    if not recoveries:
+        raise ValueError("nothing to draw: no recovery measured")
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("recovered by the last step", "exact accuracy, step by step"))
+    for k, (kind, rec) in enumerate(recoveries.items()):
+        colour = _PALETTE[k % len(_PALETTE)]
+        rows = rec.rows()
+        xs = [r["after"] for r in rows]
+        frac = np.array([r["fraction"] for r in rows]) * 100
+        lo = frac - np.array([r["low"] for r in rows]) * 100
+        hi = np.array([r["high"] for r in rows]) * 100 - frac
+        fig.add_trace(go.Scatter(x=xs, y=frac, mode="lines+markers", name=KIND_TEXT.get(kind, kind),
+                                 line=dict(color=colour), error_y=dict(type="data", array=hi, arrayminus=lo),
+                                 customdata=[[r["recovered"], r["puzzles"]] for r in rows],
+                                 hovertemplate="after %{x} steps: %{y:.1f}% (%{customdata[0]}/%{customdata[1]})"
+                                               "<extra></extra>"), row=1, col=1)
+        steps = np.arange(1, rec.n_supervision + 1)
+        acc = rec.accuracy_by_step() * 100
+        for j, a in enumerate(rec.after):
+            fig.add_trace(go.Scatter(x=steps, y=acc[j], mode="lines", line=dict(color=colour, width=1.5),
+                                     opacity=0.35 + 0.65 * (j + 1) / len(rec.after), showlegend=False,
+                                     name=f"{KIND_TEXT.get(kind, kind)}, after {a}",
+                                     hovertemplate=f"after {a}: step %{{x}}, %{{y:.1f}}%<extra></extra>"), row=1, col=2)
+    first = next(iter(recoveries.values()))
+    if first.plain.shape[1]:
+        fig.add_trace(go.Scatter(x=np.arange(1, first.n_supervision + 1), y=first.plain.mean(-1) * 100, mode="lines",
+                                 line=dict(color="#7f7f7f", width=3), name="no intervention"), row=1, col=2)
+    for a in first.after:
+        fig.add_vline(x=a + 0.5, line=dict(color="#bbbbbb", dash="dot", width=1), row=1, col=2)
+    fig.update_xaxes(title_text="supervision steps before the intervention", type="log", row=1, col=1)
+    fig.update_yaxes(title_text="% of puzzles", range=[0, 102], row=1, col=1)
+    fig.update_xaxes(title_text="supervision step", row=1, col=2)
+    fig.update_yaxes(title_text="% exact", range=[0, 102], row=1, col=2)
+    fig.update_layout(height=height, title=title or None, legend=dict(orientation="h", y=-0.2),
+                      margin=dict(l=50, r=20, t=60, b=80))
+    return fig
+
+
+def recovery_example_figure(example: dict, task: TaskSpec, height: int = 300) -> Optional[go.Figure]:
+    """One puzzle, its answers after the steps of ``example["answers"]`` (green right, red wrong) and the
+    solution; the cell the intervention hit is circled. None without an example."""
+    if not example:
+        return None
+    x, y = np.asarray(example["inputs"]), np.asarray(example["labels"])
+    givens = np.asarray(task.givens(x[None]))[0]
+    panels = [("puzzle", x, None, "puzzle")]
+    panels += [(name, np.asarray(v), np.asarray(v) == y, "answer") for name, v in example["answers"].items()]
+    panels.append(("solution", np.where(y < 0, x, y), None, "answer"))
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.02)
+    r, c = divmod(int(example["cell"]), task.cols)
+    for j, (_, tokens, correct, role) in enumerate(panels, start=1):
+        for tr in grid_figure(task, tokens, correct=correct, givens=givens, role=role).data:
+            fig.add_trace(tr, row=1, col=j)
+        fig.add_trace(go.Scatter(x=[c], y=[r], mode="markers", showlegend=False, hoverinfo="skip",
+                                 marker=dict(symbol="circle-open", size=22, color="#000000", line=dict(width=3))),
+                      row=1, col=j)
+        fig.update_xaxes(visible=False, row=1, col=j)
+        fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=f"x{j if j > 1 else ''}", row=1, col=j)
+    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=70, b=10),
+                      title=example.get("description", ""))
     return fig

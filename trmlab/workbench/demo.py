@@ -38,7 +38,8 @@ DEMO_NOTEBOOKS: list[tuple[str, dict]] = [
     ("04-recursion", {}),
     # test-time scaling of the demo's model on its own test split, small enough for the demo (seconds)
     ("06-thinking", {"data": "", "max_puzzles": 100, "max_steps": 16, "steps": 4, "k_values": [1, 2, 4, 8],
-                     "augment_values": [1, 2, 4, 8], "sigmas": [0.3, 1.0], "sigma_puzzles": 25}),
+                     "augment_values": [1, 2, 4, 8], "sigmas": [0.3, 1.0], "sigma_puzzles": 25,
+                     "entropy_puzzles": 20, "recovery_puzzles": 50, "recovery_after": [1, 2]}),
 ]
 
 
