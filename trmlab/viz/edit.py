@@ -246,8 +246,15 @@ def recovery(trace: Trace, original: Trace, first: int, puzzle: int) -> str:
     N = int(trace.meta["n_supervision"])
     diff = int(changed_cells(trace, original, len(trace) - 1, b).sum())
     if trace.labels is None:
-        return (f"no solution known, so right or wrong cannot be said; at the last frame the answer differs from "
-                f"the original's in {diff} cell(s)")
+        same = np.array([not changed_cells(trace, original, k, b).any() for k in range(first, len(trace))])
+        if not same[-1]:
+            back = f"at the last frame the answer differs from the original's in {diff} cell(s)"
+        else:
+            r = first + (int(np.nonzero(~same)[0][-1]) + 1 if (~same).any() else 0)
+            steps = int(trace.index[r, 0]) - s0
+            back = (f"the answer is the original's again from supervision step {int(trace.index[r, 0]) + 1}/{N} on "
+                    f"({steps} supervision step(s) after the edit, {r - first} record(s))")
+        return f"no solution known, so right or wrong cannot be said; {back}"
     exact = trace.exact("y", "to_fill")[:, b]
     acc = trace.accuracy("y", "to_fill")[:, b]
     orig_acc = original.accuracy("y", "to_fill")[-1, b]
