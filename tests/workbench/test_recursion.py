@@ -188,3 +188,24 @@ def test_recursion_notebook_default_opens_the_9x9_zoo_model(tmp_path, zoo_data):
                    for o in c.get("outputs", []))
     assert "model: the zoo model sudoku9" in text and "picked by 'solved'" in text
     assert (tmp_path / "runs" / "zoo" / "sudoku9" / RECURSION_DIR / STRIP_FILE).stat().st_size > 0
+
+
+def test_continue_with_traces_the_same_puzzle_on_the_same_plane_and_the_player_edits(tmp_path):
+    """The player's edit panel runs Recursion.continue_with: same model, puzzle and trace arguments, the
+    original's PCA planes, so the records before the edit are the original's bit for bit."""
+    from trmlab.trace import Reset
+
+    rec = prepare(run=None, task="", root=tmp_path)
+    iv = Reset(step=1, state="latent")
+    cont = rec.continue_with([iv])
+    first = int(rec.trace.records(steps=[1])[0])
+    assert cont.meta["interventions"] == [iv.describe()] and len(cont) == len(rec.trace)
+    for name, arr in rec.trace.arrays.items():
+        np.testing.assert_array_equal(cont.arrays[name][:first], arr[:first], err_msg=name)
+    assert not np.array_equal(cont.z_pc[first:], rec.trace.z_pc[first:])
+    p = rec.player(interval_ms=200)
+    assert p.continue_with == rec.continue_with
+    p.slider.value = 2
+    p.kind.value = "reset_z"
+    p.continue_button.click()
+    assert "applied: z reset to its initial state" in p.status.value and p.first_edit == 2

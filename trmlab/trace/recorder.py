@@ -71,6 +71,9 @@ class Trace:
     labels: Optional[np.ndarray]
     arrays: dict
     meta: dict = field(default_factory=dict)
+    #: the (y, z) PCA planes the per-cell and pooled points were projected on (``trace(planes=...)``
+    #: takes them back, so a continued run draws on the same plane); not saved: None after ``load``
+    planes: Optional[tuple] = field(default=None, repr=False, compare=False)
 
     # -- shape and names ------------------------------------------------------------------------------
 
@@ -190,7 +193,7 @@ class Trace:
             if key in meta and isinstance(meta[key], list) and len(meta[key]) == self.n_puzzles:
                 meta[key] = [meta[key][b]]
         return Trace(self.task, self.index.copy(), self.event.copy(), self.inputs[b:b + 1].copy(),
-                     None if self.labels is None else self.labels[b:b + 1].copy(), arrays, meta)
+                     None if self.labels is None else self.labels[b:b + 1].copy(), arrays, meta, self.planes)
 
     # -- save / load -----------------------------------------------------------------------------------
 
@@ -392,7 +395,7 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
           keep_puzzles: Optional[Sequence[int]] = None, events: Iterable[str] = EVENTS, full_probs: bool = False,
           task: Optional[TaskSpec] = None, pca: str = "joint", state_budget_mb: float = 256.0,
           continue_after_halt: bool = True, meta: Optional[dict] = None, interventions: Sequence = (),
-          hooks: Sequence = ()) -> Trace:
+          hooks: Sequence = (), planes: Optional[tuple] = None) -> Trace:
     """Run ``model`` on ``batch`` for ``n_supervision`` supervision steps (default: the model's N_sup) and
     record the recursion. See the module docstring for what is recorded.
 
@@ -416,6 +419,12 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
     recursion continues from, so every record before the first intervention point is bit-identical to a
     trace without them, and the record at an intervention point shows the changed state. Their ``rows``
     index the traced batch (after ``keep_puzzles``); ``meta["interventions"]`` describes them.
+
+    ``planes``: a (y, z) pair of :class:`~trmlab.trace.projection.PCA` planes to project on instead of
+    fitting new ones, e.g. ``other.planes`` of a trace of the same model and batch: a run continued after
+    an intervention then draws on the original's plane, and its records before the intervention point
+    are bit-identical to the original's, PCA coordinates included. The trace keeps its planes in
+    ``Trace.planes``.
     """
     events = set(events)
     unknown = events - set(EVENTS)
@@ -423,6 +432,14 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
         raise ValueError(f"unknown events {sorted(unknown)}; valid: {', '.join(EVENTS)}")
     if pca not in ("joint", "separate", "none"):
         raise ValueError(f"pca must be 'joint', 'separate' or 'none', got {pca!r}")
+    if planes is not None:
+        if pca == "none":
+            raise ValueError("trace: planes= projects on given PCA planes, pca='none' projects on none: give one")
+        if len(planes) != 2 or not all(isinstance(p, PCA) for p in planes):
+            raise ValueError("trace: planes must be a (y, z) pair of PCA planes, e.g. another trace's .planes")
+        if any(p.mean.shape[-1] != model.cfg.hidden_size for p in planes):
+            raise ValueError(f"trace: the planes are for states of size {planes[0].mean.shape[-1]}, the model's "
+                             f"are {model.cfg.hidden_size}")
     device = model_device(model)
     batch = batch_on(batch, device)
     if labels is not None:
@@ -458,6 +475,8 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
         if pca == "none":  # no projection (e.g. ranking puzzles): zero planes
             D = cfg.hidden_size
             pca_cells_y = pca_cells_z = PCA(np.zeros(D), np.zeros((2, D)), np.zeros(2))
+        elif planes is not None:  # given planes (a continued run drawn on the original's plane)
+            pca_cells_y, pca_cells_z = planes
         else:  # one fit on the per-cell states; the pooled paths are projected with it too
             pca_cells_y = rec.cells_acc["y"].fit(2)
             pca_cells_z = pca_cells_y if pca == "joint" else rec.cells_acc["z"].fit(2)
@@ -490,7 +509,8 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
         "n_supervision": N, "n_recursions": T, "n_latent_steps": n, "model_n_supervision": cfg.n_supervision,
         "events": [e for e in EVENTS if e in events], "kept_steps": [s for s in range(N) if keep(s)],
         "puzzle_rows": rows, "pca": pca, "pca_states": "held" if hold else "second pass",
-        "pca_fit": "per-cell states; pooled paths projected with the same fit",
+        "pca_fit": ("given planes (planes=)" if planes is not None
+                    else "per-cell states; pooled paths projected with the same fit"),
         "pca_cells_explained": {"y": pca_cells_y.explained_variance_ratio.tolist(),
                                 "z": pca_cells_z.explained_variance_ratio.tolist()},
         "puzzle_identifiers": batch["puzzle_identifiers"].cpu().numpy().astype(int).tolist(),
@@ -505,7 +525,7 @@ def trace(model, batch: dict, labels=None, n_supervision: Optional[int] = None, 
     if meta:
         info.update(meta)
     return Trace(task, np.asarray(rec.index, np.int32).reshape(-1, 3), np.asarray(rec.event, np.int8), inputs, lab,
-                 arrays, info)
+                 arrays, info, None if pca == "none" else (pca_cells_y, pca_cells_z))
 
 
 def expected_records(n_supervision: int, n_recursions: int, n_latent_steps: int, events: Iterable[str] = EVENTS) -> int:

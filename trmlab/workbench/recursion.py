@@ -4,6 +4,7 @@
 >>> rec = prepare(run="runs/demo-sudoku4")   # a run's own test split, example 0
 >>> print(rec.describe())                    # model, puzzle (no solution), what was traced
 >>> rec.save()                               # runs/demo-sudoku4/recursion/{trace.npz, ...}
+>>> rec.player()                             # the player with edit and continue (a kernel runs the model)
 
 The model comes from a trained run folder or a zoo model (``run``: a folder, or a zoo name such as
 ``sudoku9``; the model that ``trmlab eval`` scores, loaded with ``trmlab.runs.open_run``),
@@ -22,9 +23,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from trmlab.trace.tiny import tiny_model
 from trmlab.train.trainer import train
 from trmlab.trace.tasks import TaskSpec, dataset_task, infer_task, sudoku_spec
 from trmlab.viz.animation import export_html, png_strip
+from trmlab.viz.player import Player
 from trmlab.trace.pickers import Picked, from_dataset, make_batch, parse_puzzle, pick_interesting, puzzle_summary
 
 
@@ -57,6 +59,7 @@ class Recursion:
     config: Optional[RunConfig]  # the trained model's config (None for an untrained tiny model)
     data: Optional[Path]  # the dataset the puzzle comes from; None for a typed or generated puzzle
     source: str  # the model, in words
+    trace_kw: dict = field(default_factory=dict)  # the trace()'s arguments besides the batch and the task
 
     @property
     def n_supervision(self) -> int:
@@ -73,6 +76,19 @@ class Recursion:
                      + (f" ({why})" if why else "")
                      + f", T={m['n_recursions']} recursions of n={m['n_latent_steps']} latent updates each")
         return "\n".join(lines)
+
+    def continue_with(self, interventions: Sequence) -> Trace:
+        """The puzzle traced again by the same model with the same arguments, plus ``interventions``
+        (:mod:`trmlab.trace.interventions`; their rows index the traced batch), projected on the
+        original trace's PCA planes: evaluation is deterministic, so its records before the first
+        intervention point are bit-identical to :attr:`trace`'s. What the player's edit panel runs."""
+        return self.picked.trace(self.model, **self.trace_kw, interventions=list(interventions),
+                                 planes=self.trace.planes)
+
+    def player(self, **kw) -> Player:
+        """The player of :attr:`trace` with its edit panel bound to this model and puzzle
+        (:meth:`continue_with`); ``kw`` go to :class:`trmlab.viz.player.Player` (``interval_ms``...)."""
+        return Player(self.trace, continue_with=self.continue_with, **kw)
 
     def output_dir(self, out_dir: Optional[str | os.PathLike] = None) -> Optional[Path]:
         """Where :meth:`save` writes: ``out_dir`` when given, else ``RUN/recursion`` for a run
@@ -233,8 +249,9 @@ def prepare(run: Optional[str | os.PathLike] = None, data: Optional[str | os.Pat
     meta = {"n_supervision_source": why, "source": source, "split": split if data_path is not None else None,
             "run": str(run_ref.folder) if run_ref is not None else None,
             "data": str(data_path) if data_path is not None else None}
-    tr = picked.trace(model, n_supervision=N, events=events, meta=meta)
-    return Recursion(model, picked, tr, run_ref, cfg, data_path, source)
+    trace_kw = dict(n_supervision=N, events=events, meta=meta)
+    tr = picked.trace(model, **trace_kw)
+    return Recursion(model, picked, tr, run_ref, cfg, data_path, source, trace_kw)
 
 
 def _n_params(model) -> int:
