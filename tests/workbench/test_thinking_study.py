@@ -109,6 +109,15 @@ def test_the_study_and_its_notebook(tiny_run, tmp_path):
     assert d["dynamics"]["calibration"]["where"] == "every_step" and len(d["dynamics"]["classes"]) == 5
     again = dynamics(st, entropy_puzzles=4, recovery_puzzles=8, after=(1,),
                      echo=lambda *a: (_ for _ in ()).throw(AssertionError(a)) if "wrote" in a[0] else None)
+    import shutil
+
+    from trmlab.workbench.dynamics import studied_classes
+
+    zoo_dir = tmp_path / "proj" / "runs" / "zoo" / "m" / "thinking"
+    zoo_dir.mkdir(parents=True)
+    shutil.copy(st.files["depth"], zoo_dir / "set-test-depth.npz")
+    every = studied_classes(tmp_path / "proj")
+    assert list(every) == ["m · set"] and every["m · set"].counts() == dy.classes.counts()
     for kind, rec in dy.recovery.items():  # read back
         assert np.array_equal(again.recovery[kind].exact, rec.exact) and again.recovery[kind].offered == 8
     papermill = pytest.importorskip("papermill")

@@ -27,9 +27,11 @@ import numpy as np
 import torch
 
 from ..data.loader import split_arrays
+from ..eval.thinking import load_trajectories
 from ..io import write_json_atomic
 from ..paths import display_path
 from ..runs import cfg_dtype, open_run
+from ..runs.resolve import ZOO_OUTPUTS
 from ..trace.hooks import run_with_cache
 from ..trace.interventions import SetAnswerCell, SetInputCell
 from ..trace.recovery import KIND_TEXT, KINDS, Recovery, recovery
@@ -81,6 +83,18 @@ def _plain(o):
     if isinstance(o, float) and o != o:
         return None
     return o
+
+
+def studied_classes(root, split: str = "test") -> dict:
+    """The trajectory classes of every zoo model's plain runs studied so far under ``root`` (the ``depth``
+    runs in ``runs/zoo/<name>/thinking/*-<split>-depth.npz``), named "<model> · <data>": one figure then
+    compares tasks and zoo models. Nothing is run."""
+    out = {}
+    for path in sorted((Path(root) / ZOO_OUTPUTS).glob(f"*/thinking/*-{split}-depth.npz")):
+        data = path.name[: -len(f"-{split}-depth.npz")]
+        out[f"{path.parent.parent.name} · {data}"] = classify(StepAnswers.from_trajectories(load_trajectories(path)),
+                                                             name=data)
+    return out
 
 
 def _recovery_cached(path: Path, settings: dict, make, echo) -> Recovery:
