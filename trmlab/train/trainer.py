@@ -171,7 +171,9 @@ class Trainer:
         D.barrier(self.dist)
         self.logger = MetricsLogger(self.out_dir, enabled=self.dist.is_main, wandb_mode=t.wandb_mode,
                                     project=t.wandb_project or f"trmlab-{Path(cfg.data).name}",
-                                    run_name=cfg.name, config=cfg.to_dict())
+                                    run_name=cfg.name, config=cfg.to_dict(), group=t.wandb_group)
+        if resume and self.dist.is_main:  # a killed run's rows after its checkpoint are logged again below
+            self.logger.truncate_after(self.step)
         if self.dist.is_main and not resume:
             self.logger.log(0, "info", {"num_params": self.n_params, "total_steps": self.total_steps,
                                         "world_size": self.dist.world_size, "dtype": str(self.dtype),
@@ -292,14 +294,24 @@ class Trainer:
         metric = self.best_metric or ("ARC/pass@2" if "arc" in self.cfg.train.evaluators else "all/exact_accuracy")
         return ckpt.selection_record(self.has_val, metric, self.best, self.best_step)
 
-    def save_checkpoint(self, metrics: Optional[dict] = None, val_metrics: Optional[dict] = None) -> Optional[Path]:
+    def note_best(self, val_metrics: Optional[dict]) -> bool:
+        """Take ``val_metrics`` (the validation split's, this step) into the selection; True when they
+        beat the best so far (this step's checkpoint becomes ``best.pt``)."""
+        if val_metrics is None:
+            return False
+        name, value = headline(val_metrics)  # the same merged numbers on every rank
+        if ckpt.improves(value, self.best):
+            self.best, self.best_step, self.best_metric = float(value), self.step, name
+            return True
+        return False
+
+    def save_checkpoint(self, metrics: Optional[dict] = None, val_metrics: Optional[dict] = None,
+                        improved: Optional[bool] = None) -> Optional[Path]:
         """Write ``step_N.pt`` and ``last.pt``; copy to ``best.pt`` when ``val_metrics`` (the validation
-        split's) beat the best so far. ``metrics`` (the test split's) are stored but choose nothing."""
-        improved = False
-        if val_metrics is not None:   # the same merged numbers on every rank
-            name, value = headline(val_metrics)
-            if ckpt.improves(value, self.best):
-                self.best, self.best_step, self.best_metric, improved = float(value), self.step, name, True
+        split's) beat the best so far (``improved``: already decided by :meth:`note_best`). ``metrics`` (the
+        test split's) are stored but choose nothing."""
+        if improved is None:
+            improved = self.note_best(val_metrics)
         state = self.state_dict()  # every rank takes part in the gather
         if not self.dist.is_main:
             return None
@@ -373,7 +385,9 @@ class Trainer:
                 if self.step in self.eval_steps or self.step == last_step or out_of_time:
                     val_metrics = self.evaluate(split=VAL_SPLIT) if self.has_val else None
                     eval_metrics = self.evaluate()
-                    self.save_checkpoint(eval_metrics, val_metrics)
+                    improved = self.note_best(val_metrics)
+                    # the rows of this step are logged before its checkpoint is written: a run killed in
+                    # between resumes from the checkpoint before, which drops them and redoes the step
                     if self.dist.is_main:
                         epoch = round(self.loader.epoch, 4)
                         if val_metrics is not None:
@@ -393,6 +407,7 @@ class Trainer:
                                 val_text = f"validation {vname} = {vvalue:.4f}; "
                             bar.write(f"step {self.step}: {val_text}test {name} = {value:.4f} "
                                       f"(reported, not used for selection)")
+                    self.save_checkpoint(eval_metrics, val_metrics, improved=improved)
                 if out_of_time:
                     break
         finally:
