@@ -172,8 +172,8 @@ class Trainer:
         self.logger = MetricsLogger(self.out_dir, enabled=self.dist.is_main, wandb_mode=t.wandb_mode,
                                     project=t.wandb_project or f"trmlab-{Path(cfg.data).name}",
                                     run_name=cfg.name, config=cfg.to_dict(), group=t.wandb_group)
-        if resume and self.dist.is_main:  # a killed run's rows after its checkpoint are logged again below
-            self.logger.truncate_after(self.step)
+        if self.dist.is_main:  # a killed run's rows after its checkpoint (or all, if it had none) are redone
+            self.logger.truncate_after(self.step if resume else -1)
         if self.dist.is_main and not resume:
             self.logger.log(0, "info", {"num_params": self.n_params, "total_steps": self.total_steps,
                                         "world_size": self.dist.world_size, "dtype": str(self.dtype),
@@ -417,15 +417,24 @@ class Trainer:
         return eval_metrics
 
 
+def _also_evaluate_every(trainer: "Trainer", eval_every: int) -> None:
+    if eval_every < 0:
+        raise TrainingError(f"eval_every must be >= 0, got {eval_every}")
+    if eval_every:
+        trainer.eval_steps |= set(range(eval_every, trainer.last_step, eval_every))
+
+
 def train(cfg: RunConfig, out_dir: str | os.PathLike, progress: bool = True,
-          on_log: Optional[Callable[[int, str, dict], None]] = None) -> dict:
+          on_log: Optional[Callable[[int, str, dict], None]] = None, eval_every: int = 0) -> dict:
     """Train ``cfg`` into ``out_dir``; returns the last evaluation's metrics. Works under torchrun.
-    ``on_log(step, split, metrics)`` is called after every logged train/eval record (live curves)."""
+    ``on_log(step, split, metrics)`` is called after every logged train/eval record (live curves);
+    ``eval_every``: also evaluate and checkpoint every this many steps (0: the schedule's only)."""
     out_dir = Path(out_dir)
     if (out_dir / "checkpoints").is_dir() and any((out_dir / "checkpoints").glob("*.pt")):
         raise TrainingError(f"{out_dir} already holds a run; use resume (trmlab train --resume {out_dir}) "
                             f"or another --out")
     trainer = Trainer(cfg, out_dir, progress=progress, on_log=on_log)
+    _also_evaluate_every(trainer, eval_every)
     try:
         return trainer.run()
     finally:
@@ -433,11 +442,12 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, progress: bool = True,
 
 
 def resume(out_dir: str | os.PathLike, overrides=None, progress: bool = True,
-           on_log: Optional[Callable[[int, str, dict], None]] = None) -> dict:
+           on_log: Optional[Callable[[int, str, dict], None]] = None, eval_every: int = 0) -> dict:
     """Continue the run in ``out_dir`` exactly where its last checkpoint left it."""
     cfg = load_config(str(Path(out_dir) / "config.json"))
     cfg = apply_overrides(cfg, overrides)
     trainer = Trainer(cfg, out_dir, resume=True, progress=progress, on_log=on_log)
+    _also_evaluate_every(trainer, eval_every)
     try:
         return trainer.run()
     finally:

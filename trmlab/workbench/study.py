@@ -249,7 +249,7 @@ def read_study_file(out: str | os.PathLike) -> Study:
 
 
 def is_study_folder(path: str | os.PathLike) -> bool:
-    return (Path(path) / "study.json").is_file()
+    return (resolve(path) / "study.json").is_file()
 
 
 # -- reading the runs back ---------------------------------------------------------------------------
