@@ -52,7 +52,7 @@ def _train(args) -> int:
         out = args.resume if isinstance(args.resume, str) else args.out
         if not out:
             raise CliError("--resume needs the run folder (trmlab train --resume RUN_DIR)")
-        metrics = resume(out, args.overrides or None)
+        metrics = resume(out, args.overrides or None, eval_every=args.eval_every)
     else:
         if not args.preset:
             raise CliError("give --preset NAME (see `trmlab presets`) or --resume RUN_DIR")
@@ -62,7 +62,7 @@ def _train(args) -> int:
         if not any(o.startswith(("name=", "run_name=", "+run_name=")) for o in overrides):
             overrides.append(f"name={Path(args.out).name}")
         out = args.out
-        metrics = train(get_preset(args.preset, overrides), out)
+        metrics = train(get_preset(args.preset, overrides), out, eval_every=args.eval_every)
     if os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 wrote the checkpoints and reports
         print(training_summary(out, metrics))
     return 0
@@ -153,9 +153,22 @@ def _zoo(args) -> int:
 
 
 # -- trmlab data ...: the builders are trmlab/data's; `show --png` draws with trmlab/viz -----------------
+def _hub_csvs(a, family: str) -> None:
+    """``--hub``: fetch the reference's CSV files and point --csv (and --test-csv unless given) at them."""
+    if not a.hub:
+        return
+    from .data.hub import fetch_csvs  # lazy: see the module docstring
+
+    folder = fetch_csvs(family)
+    a.csv = str(folder / "train.csv")
+    if a.test_csv is None and a.test_generate is None:
+        a.test_csv = str(folder / "test.csv")
+
+
 def _data_sudoku(a) -> int:
     from .data.sudoku import build_sudoku  # lazy: see the module docstring
 
+    _hub_csvs(a, "sudoku")
     build_sudoku(a.out, csv=a.csv, generate=a.generate, size=a.size, subsample=a.subsample, num_aug=a.num_aug,
                  seed=a.seed, test_csv=a.test_csv, test_generate=a.test_generate, val=a.val, difficulty=a.difficulty,
                  min_guesses=a.min_guesses, min_rating=a.min_rating, strict=a.strict, force=a.force,
@@ -166,6 +179,7 @@ def _data_sudoku(a) -> int:
 def _data_maze(a) -> int:
     from .data.maze import build_maze  # lazy: see the module docstring
 
+    _hub_csvs(a, "maze")
     build_maze(a.out, csv=a.csv, generate=a.generate, size=a.size, min_path=a.min_path, aug=a.aug, seed=a.seed,
                test_csv=a.test_csv, test_generate=a.test_generate, val=a.val, subsample=a.subsample, strict=a.strict,
                force=a.force, progress=not a.quiet)
@@ -228,6 +242,9 @@ def _add_data_commands(subparsers) -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--csv", help="CSV source,question,answer,rating ('.' blank), e.g. sudoku-extreme train.csv")
     src.add_argument("--generate", type=int, metavar="N", help="generate N puzzles with exactly one solution")
+    src.add_argument("--hub", action="store_true",
+                     help="fetch sapientinc/sudoku-extreme's train.csv and test.csv from the Hugging Face Hub (the "
+                          "reference's source) into data/hub/sudoku-extreme/ and build from them")
     p.add_argument("--size", type=int, choices=(4, 6, 9), help="board size (default 9; inferred from a CSV)")
     p.add_argument("--subsample", type=int, metavar="N", help="seeded subsample of N training puzzles")
     p.add_argument("--num-aug", type=int, default=1000, help="augmentations per training puzzle (default 1000)")
@@ -249,6 +266,9 @@ def _add_data_commands(subparsers) -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--csv", help="CSV source,question,answer,rating with '# SGo' characters")
     src.add_argument("--generate", type=int, metavar="N", help="generate N mazes with a unique shortest path")
+    src.add_argument("--hub", action="store_true",
+                     help="fetch sapientinc/maze-30x30-hard-1k's train.csv and test.csv from the Hugging Face Hub "
+                          "(the reference's source) into data/hub/maze-30x30-hard-1k/ and build from them")
     p.add_argument("--size", type=int, help="maze side (default 30; inferred from a CSV)")
     p.add_argument("--min-path", type=int, help="shortest path must have more moves than this (30x30: 110)")
     p.add_argument("--aug", action=argparse.BooleanOptionalAction, default=True,
@@ -310,19 +330,64 @@ def _run(args) -> int:
     return 0
 
 
+def _study_from_args(args):
+    from .workbench.execute import parse_value  # lazy: see the module docstring
+    from .workbench.study import get_study  # lazy: see the module docstring
+
+    kw: dict = {}
+    base: dict = {}
+    for spec in args.study_param or []:
+        key, sep, value = spec.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CliError(f"--study-param {spec!r}: expected KEY=VALUE")
+        if key.startswith("base."):
+            base[key[len("base."):]] = parse_value(value)
+        elif key == "arms":
+            kw["arms"] = [a.strip() for a in value.split(",") if a.strip()]
+        elif key in ("task", "preset"):
+            kw[key] = value.strip()
+        elif key in ("steps", "eval_every", "final_eval_steps", "seeds"):
+            try:
+                kw[key] = int(value)
+            except ValueError:
+                raise CliError(f"--study-param {key}: expected an integer, got {value!r}") from None
+        else:
+            raise CliError(f"--study-param {key}: unknown; study parameters are task, preset, steps, eval_every, "
+                           f"final_eval_steps, arms, seeds and base.CONFIG_KEY")
+    return get_study(args.study, base=base, **kw)
+
+
+def _launcher_from_args(args):
+    if args.launcher == "local":
+        return None
+    from .workbench.launchers import SlurmLauncher, SlurmOptions  # lazy: see the module docstring
+
+    opts = SlurmOptions(partition=args.partition or "", gpus_per_node=args.gpus_per_node,
+                        cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, time_minutes=args.time_minutes,
+                        account=args.account or "", qos=args.qos or "", constraint=args.constraint or "",
+                        setup=list(args.slurm_setup or []), torchrun=args.torchrun, cluster=args.cluster)
+    return SlurmLauncher(opts, folder=Path(args.out) / ".submitit")
+
+
 def _sweep(args) -> int:
     from .workbench.sweep import parse_grid, parse_seeds, sweep, sweep_commands  # lazy: see the module docstring
 
     grid = parse_grid(args.grid or [])
     seeds = parse_seeds(args.seeds) if args.seeds else []
-    if not grid and not seeds:
-        raise CliError("give at least one --grid KEY=V1,V2 or --seeds 0,1")
+    study = _study_from_args(args) if args.study else None
+    if study is None and args.study_param:
+        raise CliError("--study-param needs --study NAME")
+    if study is None and not grid and not seeds:
+        raise CliError("give at least one --grid KEY=V1,V2 or --seeds 0,1 (or --study NAME)")
+    if study is not None and (grid or seeds):
+        raise CliError("--study gives the cells (arms x seeds): no --grid or --seeds with it")
     if args.print_commands:
-        for cmd in sweep_commands(args.notebook, grid, seeds, args.out, _params(args.param)):
+        for cmd in sweep_commands(args.notebook, grid, seeds, args.out, _params(args.param), study=study):
             print(cmd)
         return 0
     rows = sweep(args.notebook, grid, seeds, args.out, _params(args.param), log_output=args.verbose,
-                 progress=not args.quiet)
+                 progress=not args.quiet, launcher=_launcher_from_args(args), study=study)
     return 1 if any(r.get("status") != "finished" for r in rows) else 0
 
 
@@ -332,8 +397,18 @@ def _report(args) -> int:
     if not args.runs:
         print(f"wrote {write_index(args.out)}")
         return 0
-    notebooks = [n.strip() for n in args.notebooks.split(",")] if args.notebooks else None
-    report_runs(args.runs, out=args.out, notebooks=notebooks, standalone=args.standalone)
+    from .workbench.study import is_study_folder  # lazy: see the module docstring
+
+    studies = [r for r in args.runs if is_study_folder(r)]
+    runs = [r for r in args.runs if r not in studies]
+    if studies:
+        from .workbench.study_report import write_study_report  # lazy: see the module docstring
+
+        for folder in studies:
+            write_study_report(folder, out=args.out, standalone=args.standalone)
+    if runs:
+        notebooks = [n.strip() for n in args.notebooks.split(",")] if args.notebooks else None
+        report_runs(runs, out=args.out, notebooks=notebooks, standalone=args.standalone)
     return 0
 
 
@@ -377,6 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="run folder")
     s.add_argument("--resume", nargs="?", const=True, default=None,
                    help="continue the run in RUN_DIR (or --out) from its last checkpoint")
+    s.add_argument("--eval-every", type=int, default=0, metavar="N",
+                   help="also evaluate and checkpoint every N optimiser steps (default 0: the preset's schedule)")
     s.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lr=1e-3 arch.L_cycles=4")
     s.set_defaults(func=_train)
 
@@ -499,13 +576,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one `trmlab run ...` command per cell instead of running them")
     s.add_argument("--verbose", action="store_true", help="show the notebooks' cell output")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--study", metavar="NAME", help="run a study's (arm, seed) cells instead of a grid: 'ablation' "
+                                                   "(the paper's Table 1; docs/study.md)")
+    s.add_argument("--study-param", action="append", metavar="KEY=VALUE",
+                   help="a study parameter: task, preset, steps, eval_every, final_eval_steps, arms (comma list; "
+                        "the baseline always runs), seeds (the same count for every arm), base.CONFIG_KEY")
+    s.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                   help="local: run the cells here, in turn (default); slurm: one submitit job per cell, "
+                        "waited for, then the results table")
+    g = s.add_argument_group("slurm (with --launcher slurm)")
+    g.add_argument("--partition", help="Slurm partition")
+    g.add_argument("--gpus-per-node", type=int, default=1, help="GPUs of each job (default 1)")
+    g.add_argument("--torchrun", action="store_true",
+                   help="train each cell with torchrun over its --gpus-per-node GPUs, then run the notebook")
+    g.add_argument("--cpus-per-task", type=int, default=8, help="CPU cores of each job (default 8)")
+    g.add_argument("--mem-gb", type=int, default=0, help="memory of each job in GB (default: the partition's)")
+    g.add_argument("--time-minutes", type=int, default=240, help="time limit of each job (default 240); a job "
+                                                                  "that hits it is resumed by the next sweep")
+    g.add_argument("--account", help="Slurm account")
+    g.add_argument("--qos", help="Slurm QOS")
+    g.add_argument("--constraint", help="Slurm constraint (e.g. a GPU type)")
+    g.add_argument("--slurm-setup", action="append", metavar="LINE",
+                   help="a shell line run before each job, e.g. 'source .venv/bin/activate' (repeatable)")
+    g.add_argument("--cluster", choices=("slurm", "local", "debug"), default="slurm",
+                   help="submitit executor: slurm (default), local (jobs as subprocesses here: a dry run), debug")
     s.set_defaults(func=_sweep)
 
     s = sub.add_parser("report", help="HTML reports of executed notebooks, plus reports/index.html",
                        description="Exports every executed notebook in each RUN folder (or each .ipynb given) to "
                                    "HTML that opens with no network and no kernel, and rewrites OUT/index.html (one "
                                    "row per run). The reports share one copy of their scripts in OUT/assets.")
-    s.add_argument("runs", nargs="*", help="run folders or executed notebooks (none: only rewrite the index)")
+    s.add_argument("runs", nargs="*", help="run folders or executed notebooks (none: only rewrite the index); a study "
+                                           "folder (trmlab sweep --study) gives OUT/study-<task>.html")
     s.add_argument("--out", default="reports", help="reports folder (default reports/)")
     s.add_argument("--notebooks", help="only these notebooks of each run, e.g. 02-train,03-evaluate")
     s.add_argument("--standalone", action="store_true",

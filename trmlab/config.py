@@ -140,6 +140,7 @@ class TrainConfig:
     arc_pool_votes: bool = False
     wandb_mode: str = "offline"  # online | offline | disabled (env WANDB_MODE=disabled always wins)
     wandb_project: str = ""
+    wandb_group: str = ""  # W&B group of the run (a sweep sets its name, so its runs show together)
     log_every: int = 1
     eval_batch_size: int = 0  # 0 = auto: the global batch on a GPU, measured on a CPU (eval/batch_size.py)
 
@@ -168,6 +169,7 @@ class RunConfig:
 
     name: str = "run"
     preset: str = ""  # the named preset this run started from ("" = built by hand)
+    arm: str = ""  # the study arm or sweep cell this run belongs to ("" = none); W&B gets it with the config
     data: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -371,3 +371,50 @@ def test_without_a_validation_split_nothing_is_selected(sudoku4_no_val, tmp_path
     ckpt.save_atomic(old, run / "checkpoints" / "best.pt")
     choice, _ = choose_checkpoint(run, "best")
     assert "chosen on the TEST split" in choice.how
+
+
+_KILL_AT = """
+import os, signal, sys
+from trmlab.config import get_preset
+from trmlab.train.trainer import train
+
+def kill(step, split, metrics):
+    if split == "train" and step == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)   # no clean-up of any kind, as a scheduler's kill
+
+train(get_preset("cpu_tiny", sys.argv[4:]), sys.argv[2], progress=False, on_log=kill)
+"""
+
+
+def test_sigkill_after_a_checkpoint_resumes_without_repeating_rows(sudoku4, tmp_path):
+    """Killed at step 6 (checkpoint at 4, train rows 5 and 6 logged): the resumed run (as the sweep
+    resumes it, through train_run) ends with the straight run's checkpoint and each (split, step) once."""
+    from trmlab.train.launch import train_run
+
+    overrides = tiny(sudoku4, "ema=true")
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train(get_preset("cpu_tiny", overrides), straight, progress=False)
+    r = subprocess.run([sys.executable, "-c", _KILL_AT, "-", str(killed), "6", *overrides], env=ENV,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    rows = read_metrics(killed)
+    assert max(m["step"] for m in rows if m["split"] == "train") == 6
+    assert ckpt.load(ckpt.latest_checkpoint(killed))["step"] == 4
+    train_run("cpu_tiny", killed, if_exists="resume", progress=False, echo=lambda *a: None)
+    assert_same_state(load_last(straight), load_last(killed), exact=True)
+    keys = [(m["split"], m["step"]) for m in read_metrics(killed) if m["split"] != "info"]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+    straight_keys = [(m["split"], m["step"]) for m in read_metrics(straight) if m["split"] != "info"]
+    assert sorted(keys) == sorted(straight_keys)
+
+
+def test_a_line_cut_off_by_the_kill_is_dropped_on_resume(tmp_path):
+    from trmlab.train.logging import MetricsLogger
+
+    log = MetricsLogger(tmp_path, wandb_mode="disabled")
+    for s in (1, 2, 3):
+        log.log(s, "train", {"lm_loss": 1.0})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "spl')
+    assert log.truncate_after(2) == 2
+    assert [m["step"] for m in read_metrics(tmp_path)] == [1, 2]

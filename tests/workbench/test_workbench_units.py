@@ -43,7 +43,7 @@ def test_ensure_dataset_builds_a_known_recipe_and_explains_the_rest(tmp_path, mo
     folder = datasets.ensure_dataset(tmp_path / "tiny4", progress=False, echo=lambda *a: None)
     assert datasets.is_built(folder)
     assert datasets.ensure_dataset(tmp_path / "tiny4", echo=lambda *a: None) == folder  # reused
-    with pytest.raises(DatasetError, match="sudoku-extreme/train.csv"):
+    with pytest.raises(DatasetError, match="--hub --subsample 1000"):
         datasets.ensure_dataset(tmp_path / "sudoku-extreme-1k-aug-1000")
     with pytest.raises(DatasetError, match="none is built on demand for 'mine'"):
         datasets.ensure_dataset(tmp_path / "mine")

@@ -53,11 +53,11 @@ DATASETS: dict[str, tuple[str, dict]] = {
 
 #: folder name -> how to build it from public files (no entry of DATASETS can: the files are not on PyPI).
 NEEDS_DOWNLOAD = {
-    "sudoku-extreme-1k-aug-1000": "trmlab data sudoku --out data/sudoku-extreme-1k-aug-1000 --csv "
-                                  "sudoku-extreme/train.csv --test-csv sudoku-extreme/test.csv --subsample 1000 "
-                                  "--num-aug 1000   (CSV files: the Sudoku-Extreme dataset, see README)",
-    "maze-30x30-hard-1k": "trmlab data maze --out data/maze-30x30-hard-1k --csv maze-30x30-hard-1k/train.csv "
-                          "--test-csv maze-30x30-hard-1k/test.csv   (CSV files: the Maze-Hard dataset, see README)",
+    "sudoku-extreme-1k-aug-1000": "trmlab data sudoku --out data/sudoku-extreme-1k-aug-1000 --hub --subsample 1000 "
+                                  "--num-aug 1000   (fetches sapientinc/sudoku-extreme from the Hugging Face Hub; "
+                                  "or --csv FILE --test-csv FILE with local copies)",
+    "maze-30x30-hard-1k": "trmlab data maze --out data/maze-30x30-hard-1k --hub   (fetches "
+                          "sapientinc/maze-30x30-hard-1k from the Hugging Face Hub; or --csv/--test-csv FILE)",
 }
 
 

@@ -5,9 +5,9 @@ evaluated (:mod:`.inference`), also thinking longer or in parallel (:mod:`.think
 >>> run = resolve_run("sudoku9")        # a run folder, a checkpoint file or a zoo name
 >>> model, cfg = load_run(run)
 """
-from .inference import cfg_dtype, evaluate_run, load_run, open_run, solve, solve_text
+from .inference import cfg_dtype, evaluate_run, evaluate_selected, load_run, open_run, solve, solve_text
 from .resolve import Run, RunNotFound, resolve_run
 from .thinking import best_thinking, evaluate_thinking, search_best
 
-__all__ = ["Run", "RunNotFound", "resolve_run", "load_run", "open_run", "solve", "solve_text", "evaluate_run",
+__all__ = ["Run", "RunNotFound", "resolve_run", "load_run", "open_run", "solve", "solve_text", "evaluate_run", "evaluate_selected",
            "cfg_dtype", "best_thinking", "evaluate_thinking", "search_best"]

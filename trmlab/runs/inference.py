@@ -151,6 +151,43 @@ def evaluate_run(path: "str | os.PathLike | Run", n_supervision: Optional[int] =
     return metrics
 
 
+def evaluate_selected(path: "str | os.PathLike | Run", n_supervision: int, device: str = "auto",
+                      batch_size: Optional[int] = None, progress: bool = True) -> dict:
+    """The run's selected checkpoint (``best``, chosen on the validation split; ``last`` when the run has
+    no ``best.pt``) on its test split at ``n_supervision`` fixed steps (more than training's: accuracy
+    with more test-time steps), written as ``eval_<checkpoint>_N<n>_max.json`` like :func:`evaluate_run`'s,
+    with three more things taken from the per-puzzle records (what the study report reads):
+
+    * ``train_steps``: the supervision steps the run is evaluated at (``train.eval_supervision``, else
+      N_sup); ``wrong_indices``: test example indices whose answer after that many steps is wrong;
+    * ``halt_table/<k>/n`` and ``halt_table/<k>/correct``: puzzles the halting head halts at step k (of
+      ``n_supervision``) and how many of them are exactly right at that step (steps used against
+      correctness).
+    """
+    run = resolve_run(path).require()
+    checkpoint = "best" if (run.folder / "checkpoints" / "best.pt").is_file() else "last"
+    model, cfg, choice = open_run(run, checkpoint=checkpoint, ema=True, device=device, dtype=cfg_dtype(device))
+    loader = test_loader(cfg, run.dataset(progress=progress, cfg=cfg), batch_size, model)
+    N = int(n_supervision)
+    train_steps = int(cfg.train.eval_supervision or cfg.model.n_supervision)
+    if N < train_steps:
+        raise ValueError(f"n_supervision={N}: give at least the run's own {train_steps} supervision steps")
+    metrics = evaluate(model, loader, N, None, next(model.parameters()).device, progress=progress, halting="max",
+                       records=True)
+    rec = metrics.pop("records")
+    right = rec["correct_by_step"][:, train_steps - 1]
+    metrics["train_steps"] = train_steps
+    metrics["wrong_indices"] = [int(i) for i in rec["index"][~right]]
+    for k in range(1, N + 1):
+        at = rec["halt_step"] == k
+        metrics[f"halt_table/{k}/n"] = int(at.sum())
+        metrics[f"halt_table/{k}/correct"] = int((at & rec["correct_at_halt"]).sum())
+    metrics.update(choice.as_dict())
+    if not run.is_zoo and run.folder.is_dir():
+        save_evaluation(run.folder, metrics, checkpoint, N, "max")
+    return metrics
+
+
 def _earlier_step_checkpoints(run: Path, checkpoint: str) -> list[str]:
     """Names ``step_<N>`` of the run's checkpoints before the one ``checkpoint`` names, in step order."""
     if checkpoint == "best" and not (run / "checkpoints" / "best.pt").exists():

@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+from ..io import atomic_write
+
 
 def _clean(v):
     if hasattr(v, "item"):
@@ -23,7 +25,7 @@ def _clean(v):
 
 class MetricsLogger:
     def __init__(self, run_dir: str | os.PathLike, enabled: bool = True, wandb_mode: str = "offline",
-                 project: str = "trmlab", run_name: str = "run", config: dict | None = None):
+                 project: str = "trmlab", run_name: str = "run", config: dict | None = None, group: str = ""):
         self.enabled = enabled
         self.path = Path(run_dir) / "metrics.jsonl"
         self._wandb = None
@@ -39,6 +41,7 @@ class MetricsLogger:
             import wandb
 
             self._wandb = wandb.init(project=project, name=run_name, config=config or {}, mode=mode,
+                                     group=group or None,
                                      dir=str(wdir), settings=wandb.Settings(x_disable_stats=True, silent=True))
 
     def log(self, step: int, split: str, metrics: dict, **extra) -> None:
@@ -51,6 +54,34 @@ class MetricsLogger:
         if self._wandb is not None:
             self._wandb.log({f"{split}/{k}": v for k, v in rec.items() if k not in ("step", "split", "time")},
                             step=int(step))
+
+    def truncate_after(self, step: int) -> int:
+        """Drop the records of steps after ``step`` (and a last line cut off mid-write) from
+        ``metrics.jsonl``, atomically; returns how many were dropped. A resumed run calls it with the step
+        of the checkpoint it resumes from: the rows a killed run logged after that checkpoint are logged
+        again as the steps are redone, so each (split, step) appears once."""
+        if not self.enabled or not self.path.is_file():
+            return 0
+        kept, dropped = [], 0
+        lines = self.path.read_text().splitlines()
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                if n == len(lines):  # the process was killed while writing this line
+                    dropped += 1
+                    continue
+                raise ValueError(f"{self.path}: line {n} is not valid JSON") from None
+            if int(rec.get("step", 0)) > step:
+                dropped += 1
+                continue
+            kept.append(line)
+        if dropped:
+            text = "".join(line + "\n" for line in kept)
+            atomic_write(self.path, lambda f: f.write(text.encode("utf-8")))
+        return dropped
 
     def close(self) -> None:
         if self._wandb is not None:

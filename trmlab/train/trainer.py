@@ -171,7 +171,9 @@ class Trainer:
         D.barrier(self.dist)
         self.logger = MetricsLogger(self.out_dir, enabled=self.dist.is_main, wandb_mode=t.wandb_mode,
                                     project=t.wandb_project or f"trmlab-{Path(cfg.data).name}",
-                                    run_name=cfg.name, config=cfg.to_dict())
+                                    run_name=cfg.name, config=cfg.to_dict(), group=t.wandb_group)
+        if self.dist.is_main:  # a killed run's rows after its checkpoint (or all, if it had none) are redone
+            self.logger.truncate_after(self.step if resume else -1)
         if self.dist.is_main and not resume:
             self.logger.log(0, "info", {"num_params": self.n_params, "total_steps": self.total_steps,
                                         "world_size": self.dist.world_size, "dtype": str(self.dtype),
@@ -292,14 +294,24 @@ class Trainer:
         metric = self.best_metric or ("ARC/pass@2" if "arc" in self.cfg.train.evaluators else "all/exact_accuracy")
         return ckpt.selection_record(self.has_val, metric, self.best, self.best_step)
 
-    def save_checkpoint(self, metrics: Optional[dict] = None, val_metrics: Optional[dict] = None) -> Optional[Path]:
+    def note_best(self, val_metrics: Optional[dict]) -> bool:
+        """Take ``val_metrics`` (the validation split's, this step) into the selection; True when they
+        beat the best so far (this step's checkpoint becomes ``best.pt``)."""
+        if val_metrics is None:
+            return False
+        name, value = headline(val_metrics)  # the same merged numbers on every rank
+        if ckpt.improves(value, self.best):
+            self.best, self.best_step, self.best_metric = float(value), self.step, name
+            return True
+        return False
+
+    def save_checkpoint(self, metrics: Optional[dict] = None, val_metrics: Optional[dict] = None,
+                        improved: Optional[bool] = None) -> Optional[Path]:
         """Write ``step_N.pt`` and ``last.pt``; copy to ``best.pt`` when ``val_metrics`` (the validation
-        split's) beat the best so far. ``metrics`` (the test split's) are stored but choose nothing."""
-        improved = False
-        if val_metrics is not None:   # the same merged numbers on every rank
-            name, value = headline(val_metrics)
-            if ckpt.improves(value, self.best):
-                self.best, self.best_step, self.best_metric, improved = float(value), self.step, name, True
+        split's) beat the best so far (``improved``: already decided by :meth:`note_best`). ``metrics`` (the
+        test split's) are stored but choose nothing."""
+        if improved is None:
+            improved = self.note_best(val_metrics)
         state = self.state_dict()  # every rank takes part in the gather
         if not self.dist.is_main:
             return None
@@ -373,7 +385,9 @@ class Trainer:
                 if self.step in self.eval_steps or self.step == last_step or out_of_time:
                     val_metrics = self.evaluate(split=VAL_SPLIT) if self.has_val else None
                     eval_metrics = self.evaluate()
-                    self.save_checkpoint(eval_metrics, val_metrics)
+                    improved = self.note_best(val_metrics)
+                    # the rows of this step are logged before its checkpoint is written: a run killed in
+                    # between resumes from the checkpoint before, which drops them and redoes the step
                     if self.dist.is_main:
                         epoch = round(self.loader.epoch, 4)
                         if val_metrics is not None:
@@ -393,6 +407,7 @@ class Trainer:
                                 val_text = f"validation {vname} = {vvalue:.4f}; "
                             bar.write(f"step {self.step}: {val_text}test {name} = {value:.4f} "
                                       f"(reported, not used for selection)")
+                    self.save_checkpoint(eval_metrics, val_metrics, improved=improved)
                 if out_of_time:
                     break
         finally:
@@ -402,15 +417,24 @@ class Trainer:
         return eval_metrics
 
 
+def _also_evaluate_every(trainer: "Trainer", eval_every: int) -> None:
+    if eval_every < 0:
+        raise TrainingError(f"eval_every must be >= 0, got {eval_every}")
+    if eval_every:
+        trainer.eval_steps |= set(range(eval_every, trainer.last_step, eval_every))
+
+
 def train(cfg: RunConfig, out_dir: str | os.PathLike, progress: bool = True,
-          on_log: Optional[Callable[[int, str, dict], None]] = None) -> dict:
+          on_log: Optional[Callable[[int, str, dict], None]] = None, eval_every: int = 0) -> dict:
     """Train ``cfg`` into ``out_dir``; returns the last evaluation's metrics. Works under torchrun.
-    ``on_log(step, split, metrics)`` is called after every logged train/eval record (live curves)."""
+    ``on_log(step, split, metrics)`` is called after every logged train/eval record (live curves);
+    ``eval_every``: also evaluate and checkpoint every this many steps (0: the schedule's only)."""
     out_dir = Path(out_dir)
     if (out_dir / "checkpoints").is_dir() and any((out_dir / "checkpoints").glob("*.pt")):
         raise TrainingError(f"{out_dir} already holds a run; use resume (trmlab train --resume {out_dir}) "
                             f"or another --out")
     trainer = Trainer(cfg, out_dir, progress=progress, on_log=on_log)
+    _also_evaluate_every(trainer, eval_every)
     try:
         return trainer.run()
     finally:
@@ -418,11 +442,12 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, progress: bool = True,
 
 
 def resume(out_dir: str | os.PathLike, overrides=None, progress: bool = True,
-           on_log: Optional[Callable[[int, str, dict], None]] = None) -> dict:
+           on_log: Optional[Callable[[int, str, dict], None]] = None, eval_every: int = 0) -> dict:
     """Continue the run in ``out_dir`` exactly where its last checkpoint left it."""
     cfg = load_config(str(Path(out_dir) / "config.json"))
     cfg = apply_overrides(cfg, overrides)
     trainer = Trainer(cfg, out_dir, resume=True, progress=progress, on_log=on_log)
+    _also_evaluate_every(trainer, eval_every)
     try:
         return trainer.run()
     finally:

@@ -41,7 +41,7 @@ class NotebookRecord:
     name: str  # the notebook's stem, e.g. "02-train"
     path: Path
     parameters: dict
-    status: str  # "ok" | "failed" | "unknown" (not executed by papermill)
+    status: str  # "ok" | "failed" | "unfinished" (papermill never ended: killed) | "unknown" (not papermill's)
     duration: Optional[float]  # seconds
     end_time: str  # ISO time papermill finished ("" when unknown)
     error: str  # "ename: evalue" of the failing cell ("" when none)
@@ -245,7 +245,8 @@ def read_notebooks(run_dir: str | os.PathLike) -> dict[str, NotebookRecord]:
             raise RunFolderError(f"{f}: not a notebook ({e})") from None
         pm = (nb.get("metadata") or {}).get("papermill") or {}
         exc = pm.get("exception")
-        status = "unknown" if not pm else ("failed" if exc or _has_error(nb) else "ok")
+        status = "unknown" if not pm else ("failed" if exc or _has_error(nb) else
+                                           "unfinished" if not pm.get("end_time") else "ok")
         out[f.stem] = NotebookRecord(name=f.stem, path=f, parameters=dict(pm.get("parameters") or {}),
                                      status=status, duration=pm.get("duration"),
                                      end_time=str(pm.get("end_time") or ""), error=_first_error(nb))

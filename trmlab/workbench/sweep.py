@@ -14,6 +14,15 @@
   ablation study is a sweep over model switches, e.g. ``--grid preset=cpu_sudoku4,cpu_mlp_sudoku4,cpu_hrm_sudoku4``.
 * ``sweep_commands`` prints the same cells as shell commands for a scheduler or a GPU machine (each
   may be wrapped in ``torchrun``); running ``trmlab sweep`` again afterwards only collects the table.
+* A cell killed while it ran (papermill never recorded its end) whose run has a checkpoint is
+  ``interrupted``: the next sweep resumes it in place (02-train's ``if_exists="resume"``, which every
+  cell gets) instead of starting over; the trainer drops the metrics rows logged after that checkpoint.
+* Every run of a sweep gets the sweep folder's name as its W&B group (``train.wandb_group``) and its
+  cell (without the seed) as ``arm``; the seed is ``train.seed``: W&B shows them as config.
+* ``study=``: the (arm, seed) cells of a study (:mod:`trmlab.workbench.study`, ``--study ablation``)
+  instead of a grid; ``<out>/study.json`` records it for ``trmlab report``.
+* ``launcher=``: where the cells run: :class:`LocalLauncher` (here, in turn) or
+  :class:`trmlab.workbench.launchers.SlurmLauncher` (one submitit job per cell; ``--launcher slurm``).
 """
 from __future__ import annotations
 
@@ -31,7 +40,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from ..io import atomic_write, write_json_atomic
 from ..paths import display_path as _rel, resolve
 from .results import RunFolderError, read_notebooks, read_run
-from .execute import NotebookFailed, find_notebook, parse_value, run_notebook, split_parameters
+from .study import finalise_eval_steps, study_cells, write_study
+from .execute import (NotebookFailed, find_notebook, notebook_parameters, parse_value, run_notebook,
+                      split_parameters)
 
 
 class SweepError(ValueError):
@@ -133,19 +144,32 @@ def plan(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequence[int]]
 
 
 def cell_status(cell: Cell, notebook_stem: str) -> str:
-    """``finished`` | ``failed`` | ``pending``: from the executed notebook kept in the cell's folder."""
+    """``finished`` | ``failed`` | ``interrupted`` | ``pending``: from the executed notebook kept in the
+    cell's folder. ``interrupted``: killed while it ran (papermill never recorded its end) or before its
+    notebook was written, with a training checkpoint to resume from."""
     nb = read_notebooks(cell.run_dir).get(notebook_stem) if cell.run_dir.is_dir() else None
+    has_checkpoint = (cell.run_dir / "checkpoints").is_dir() and any((cell.run_dir / "checkpoints").glob("*.pt"))
     if nb is None:
-        return "pending" if not cell.run_dir.exists() or not any(cell.run_dir.iterdir()) else "failed"
+        if not cell.run_dir.exists() or not any(cell.run_dir.iterdir()):
+            return "pending"
+        return "interrupted" if has_checkpoint else "failed"
+    if nb.status == "unfinished":
+        return "interrupted" if has_checkpoint else "failed"
     return {"ok": "finished", "failed": "failed"}.get(nb.status, "failed")
 
 
 def sweep_commands(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequence[int]], out: str,
-                   params: Optional[Mapping[str, Any]] = None, program: str = "trmlab") -> list[str]:
-    """One ``trmlab run NOTEBOOK --out CELL -p KEY VALUE ...`` command per cell."""
+                   params: Optional[Mapping[str, Any]] = None, program: str = "trmlab", study=None) -> list[str]:
+    """One ``trmlab run NOTEBOOK --out CELL -p KEY VALUE ...`` command per cell (of the grid, or of
+    ``study``)."""
     path = find_notebook(notebook)
     cmds = []
-    for c in plan(notebook, grid, seeds, out, params):
+    if study is not None:
+        cells = study_plan(notebook, finalise_eval_steps(study), out, params)
+    else:
+        cells = plan(notebook, grid, seeds, out, params)
+    group_params(path, cells, resolve(out))
+    for c in cells:
         args = [program, "run", _rel(path), "--out", _rel(c.run_dir)]
         for k, v in c.params.items():
             args += ["-p", k, v if isinstance(v, str) else json.dumps(v)]
@@ -153,15 +177,54 @@ def sweep_commands(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequ
     return cmds
 
 
+def group_params(path: Path, cells: Sequence[Cell], out_dir: Path) -> None:
+    """Give every cell's run the sweep's W&B group (the sweep folder's name) and its arm (the cell name
+    without the seed) as config, and ``if_exists="resume"`` (a killed cell resumes), where the notebook
+    takes them (an ``overrides`` and an ``if_exists`` parameter, as 02-train)."""
+    known = notebook_parameters(path)
+    for c in cells:
+        if "overrides" in known and "arm" not in (c.params.get("overrides") or {}):
+            arm = "_".join(f"{_slug(k)}={_slug(v)}" for k, v in c.grid.items() if k != "seed") or c.name
+            extra = {"train.wandb_group": out_dir.name, "arm": arm}
+            c.params = {**c.params, **{k: v for k, v in extra.items() if k not in c.params}}
+        if "if_exists" in known and "if_exists" not in c.params:
+            c.params = {**c.params, "if_exists": "resume"}
+
+
+def study_plan(notebook: str, study, out: str, params: Optional[Mapping[str, Any]] = None) -> list[Cell]:
+    """The cells of a study (:mod:`trmlab.workbench.study`): one per (arm, seed)."""
+    path = find_notebook(notebook)
+    cells = []
+    for c in study_cells(study, out, params):
+        split_parameters(path, c["params"])  # every key must be a notebook parameter or a config key
+        cells.append(Cell(name=c["name"], params=c["params"], grid={"arm": c["arm"], "seed": c["seed"]},
+                          run_dir=c["run_dir"]))
+    return cells
+
+
 def sweep(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequence[int]], out: str,
           params: Optional[Mapping[str, Any]] = None, echo: Callable = print, log_output: bool = False,
-          progress: bool = True) -> list[dict]:
-    """Run every unfinished cell (sequentially), then write the results table. Returns its rows."""
+          progress: bool = True, launcher=None, study=None) -> list[dict]:
+    """Run every unfinished cell, then write the results table. Returns its rows.
+
+    ``launcher``: where the cells run (:mod:`trmlab.workbench.launchers`; default: here, one after the
+    other). ``study``: a :class:`~trmlab.workbench.study.Study` whose (arm, seed) cells replace the grid
+    (``grid`` and ``seeds`` must be empty); its definition is written to ``<out>/study.json``."""
     path = find_notebook(notebook)
-    cells = plan(notebook, grid, seeds, out, params)
     out_dir = resolve(out)
+    if study is not None:
+        if grid or seeds:
+            raise SweepError("a study gives its own cells: no --grid or --seeds with --study")
+        study = finalise_eval_steps(study)
+        cells = study_plan(notebook, study, out, params)
+    else:
+        cells = plan(notebook, grid, seeds, out, params)
+    group_params(path, cells, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ran = skipped = failed = 0
+    if study is not None:
+        write_study(study, out_dir)
+    launcher = launcher or LocalLauncher(log_output=log_output, progress=progress)
+    todo, skipped = [], 0
     for i, c in enumerate(cells, 1):
         status = cell_status(c, path.stem)
         if status == "finished":
@@ -172,18 +235,42 @@ def sweep(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequence[int]
             aside = c.run_dir.with_name(f"{c.name}.failed-{time.strftime('%Y%m%d-%H%M%S')}")
             c.run_dir.rename(aside)
             echo(f"[{i}/{len(cells)}] {c.name}: an earlier try failed, moved to {aside.name}")
-        echo(f"[{i}/{len(cells)}] {c.name}: running")
-        ran += 1
-        try:
-            run_notebook(path, c.params, out=c.run_dir, log_output=log_output, progress=progress, echo=echo)
-        except NotebookFailed as e:
-            failed += 1
-            echo(f"[{i}/{len(cells)}] {c.name}: FAILED: {e}")
+        if status == "interrupted":
+            echo(f"[{i}/{len(cells)}] {c.name}: interrupted earlier, resuming from its last checkpoint")
+        todo.append((i, c))
+    failed = launcher.run(path, todo, len(cells), echo)
     rows = collect(cells, path.stem)
     csv_path, json_path = write_table(rows, out_dir)
-    echo(f"{len(cells)} cells: {ran} ran ({failed} failed), {skipped} already finished; "
+    echo(f"{len(cells)} cells: {len(todo)} ran ({failed} failed), {skipped} already finished; "
          f"wrote {_rel(csv_path)} and {_rel(json_path)}")
     return rows
+
+
+class LocalLauncher:
+    """Runs the cells here, one after the other (``trmlab sweep``'s default)."""
+
+    def __init__(self, log_output: bool = False, progress: bool = True):
+        self.log_output, self.progress = log_output, progress
+
+    def run(self, path: Path, todo: Sequence[tuple[int, Cell]], total: int, echo: Callable = print) -> int:
+        """Run the cells ``todo`` ([(position, cell)]) of a sweep of ``total``; returns how many failed."""
+        failed = 0
+        for i, c in todo:
+            echo(f"[{i}/{total}] {c.name}: running")
+            if not run_cell(path, c, self.log_output, self.progress, echo):
+                failed += 1
+        return failed
+
+
+def run_cell(path: Path, cell: Cell, log_output: bool = False, progress: bool = True,
+             echo: Callable = print) -> bool:
+    """Run one cell's notebook into its folder; False when a cell of the notebook raised."""
+    try:
+        run_notebook(path, cell.params, out=cell.run_dir, log_output=log_output, progress=progress, echo=echo)
+    except NotebookFailed as e:
+        echo(f"{cell.name}: FAILED: {e}")
+        return False
+    return True
 
 
 def collect(cells: Sequence[Cell], notebook_stem: str) -> list[dict]:
