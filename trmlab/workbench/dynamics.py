@@ -35,6 +35,7 @@ from ..runs.resolve import ZOO_OUTPUTS
 from ..trace.hooks import run_with_cache
 from ..trace.interventions import SetAnswerCell, SetInputCell
 from ..trace.recovery import KIND_TEXT, KINDS, Recovery, recovery
+from ..trace.tasks import infer_task
 from ..trace.trajectories import (CLASSES, Calibration, DecodeEntropy, StepAnswers, TrajectoryClasses, classify,
                                   halting_calibration, model_steps)
 from .thinking import Study
@@ -147,15 +148,29 @@ def dynamics(st: Study, entropy_puzzles: int = 50, recovery_puzzles: int = 100,
 def recovery_example(model, rec: Recovery, x: np.ndarray, y: np.ndarray, pid: np.ndarray,
                      after: Optional[int] = None) -> dict:
     """One measured puzzle that recovers, step by step: its answer before the intervention, right after,
-    and at later steps, with the cell that was hit. The intervention step is the middle one of ``rec.after``
-    unless given; the puzzle is the first one that is wrong right after the intervention and right at the end
-    (else the first measured one)."""
+    and at later steps, with the cell that was hit. Preferred: a puzzle right before the intervention, wrong
+    right after it and right again at the last step, at the middle intervention step of ``rec.after`` (or
+    ``after``), else at another; failing that, one wrong right after and right at the end; else the first."""
     if not len(rec.puzzles):
         return {}
-    j = rec.after.index(after) if after is not None else len(rec.after) // 2
+    order = [rec.after.index(after)] if after is not None else sorted(
+        range(len(rec.after)), key=lambda j: abs(j - len(rec.after) // 2))
+    pick = None
+    for strict in (True, False):
+        for j in order:
+            a = rec.after[j]
+            if a >= rec.n_supervision:
+                continue
+            ok = ~rec.exact[j, a, :] & rec.exact[j, -1, :]
+            if strict:
+                ok &= rec.plain[a - 1]
+            if ok.any():
+                pick = (j, int(np.nonzero(ok)[0][0]))
+                break
+        if pick:
+            break
+    j, q = pick or (order[0], 0)
     a = rec.after[j]
-    wrong_then_right = np.nonzero(~rec.exact[j, a, :] & rec.exact[j, -1, :])[0] if a < rec.n_supervision else []
-    q = int(wrong_then_right[0]) if len(wrong_then_right) else 0
     b = int(rec.puzzles[q])
     cell, token = int(rec.cells[j, q]), int(rec.tokens[j, q])
     hit = (SetAnswerCell(step=a, cell=cell, token=token, rows=(0,)) if rec.kind == "answer"
@@ -167,8 +182,12 @@ def recovery_example(model, rec: Recovery, x: np.ndarray, y: np.ndarray, pid: np
     answers = [s.preds[0].cpu().numpy() for s in outputs.per_step]
     shown = sorted({a, a + 1, a + 2, a + 4, rec.n_supervision} & set(range(1, rec.n_supervision + 1)))
     names = {s: f"step {s}" + (" (before)" if s == a else "") for s in shown}
+    task = infer_task(model.cfg.vocab_size, model.cfg.seq_len)
+    r, c = divmod(cell, task.cols)
+    what = (f"the answer at row {r + 1}, column {c + 1} forced to {task.symbol(token)!r}" if rec.kind == "answer" else
+            f"the given at row {r + 1}, column {c + 1} changed to {task.symbol(token)!r} for one step")
     return {"index": b, "after": a, "cell": cell, "token": token, "kind": rec.kind,
-            "description": f"puzzle {b}: {hit.describe().replace(', puzzle 0', '')}",
+            "description": f"puzzle {b}: after {a} supervision steps, {what} (--intervene {hit.spec()})",
             "inputs": x[b], "labels": y[b], "answers": {names[s]: answers[s - 1] for s in shown}}
 
 
