@@ -63,6 +63,21 @@ def running_jupyterlab(root, tmp_path, extra_env=None, extra_args=()):
         log.close()
 
 
+def open_and_run_all(page, url: str, token: str, notebook: str, wait: bool = True) -> None:
+    """Open ``notebook`` in the JupyterLab at ``url``, wait for its kernel, and run every cell: until they
+    have all run (``wait``; the command's promise resolves then), or only start them."""
+    page.goto(f"{url}/lab/tree/{notebook}?token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=60000)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=60000)
+    if wait:
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    else:
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+
 class PageWatch:
     """Collects uncaught page errors, console errors and requests that would leave the machine."""
 

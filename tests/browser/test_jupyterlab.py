@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from browser_helpers import PageWatch, running_jupyterlab
+from browser_helpers import PageWatch, open_and_run_all, running_jupyterlab
 
 pytestmark = pytest.mark.browser
 
@@ -35,13 +35,7 @@ def test_notebook_player_plays_in_jupyterlab(browser, jupyterlab, artifacts):
     url, token = jupyterlab
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     watch = PageWatch(page, allowed_prefixes=["http://127.0.0.1", "http://localhost"])
-    page.goto(f"{url}/lab/tree/04-recursion.ipynb?token={token}")
-    page.wait_for_selector(".jp-Notebook", timeout=60000)
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=60000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    open_and_run_all(page, url, token, "04-recursion.ipynb")
     page.wait_for_selector(".widget-play", timeout=180000)  # the player is displayed
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
                            timeout=120000)  # the FigureWidget and the static animation

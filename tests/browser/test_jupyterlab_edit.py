@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from browser_helpers import PageWatch, running_jupyterlab
+from browser_helpers import PageWatch, open_and_run_all, running_jupyterlab
 
 pytestmark = pytest.mark.browser
 
@@ -66,13 +66,7 @@ def test_edit_and_continue_in_jupyterlab(browser, jupyterlab, artifacts):
     url, token = jupyterlab
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     watch = PageWatch(page, allowed_prefixes=["http://127.0.0.1", "http://localhost"])
-    page.goto(f"{url}/lab/tree/edit.ipynb?token={token}")
-    page.wait_for_selector(".jp-Notebook", timeout=60000)
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=60000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    open_and_run_all(page, url, token, "edit.ipynb")
     page.wait_for_selector(".widget-play", timeout=180000)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1", timeout=120000)
     assert "in a saved notebook or an exported report" in page.locator(".jp-OutputArea").first.inner_text()

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from browser_helpers import PageWatch, running_jupyterlab
+from browser_helpers import PageWatch, open_and_run_all, running_jupyterlab
 
 pytestmark = pytest.mark.browser
 
@@ -47,14 +47,7 @@ def test_train_notebook_curves_move_while_it_trains(browser, lab_with_train_note
     url, token, run = lab_with_train_notebook
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     watch = PageWatch(page, allowed_prefixes=["http://127.0.0.1", "http://localhost"])
-    page.goto(f"{url}/lab/tree/02-train.ipynb?token={token}")
-    page.wait_for_selector(".jp-Notebook", timeout=60000)
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=60000)
-    # start Run All without waiting for it (the command's promise resolves when every cell has run)
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    open_and_run_all(page, url, token, "02-train.ipynb", wait=False)  # start Run All, do not wait for it
     seen = []
     deadline = time.time() + 240
     while time.time() < deadline:
