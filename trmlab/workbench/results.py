@@ -172,7 +172,7 @@ def read_run(path: str | os.PathLike) -> RunSummary:
     cfg_path = p / "config.json"
     config: dict = {}
     if cfg_path.is_file():
-        config = _json_object(cfg_path, "a JSON object with keys name, data, model, train")
+        config = read_json_object(cfg_path, "a JSON object with keys name, data, model, train")
     notebooks = read_notebooks(p)
     if not config and not (p / "metrics.jsonl").is_file() and not notebooks:
         raise RunFolderError(f"{p}: not a run folder (no config.json, metrics.jsonl or executed notebook)")
@@ -214,15 +214,16 @@ def table(runs: Iterable[RunSummary]) -> list[dict]:
     return [r.row() for r in runs]
 
 
-def _json_object(path: Path, expected: str) -> dict:
-    """The JSON object in ``path``; RunFolderError naming the file when it is not valid JSON or not
-    ``expected``."""
+def read_json_object(path: Path, expected: str, error: Optional[type] = None) -> dict:
+    """The JSON object in ``path``; ``error`` (default RunFolderError) naming the file when it is not valid
+    JSON or not ``expected``."""
+    error = error or RunFolderError
     try:
         d = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise RunFolderError(f"{path}: not valid JSON ({e})") from None
+        raise error(f"{path}: not valid JSON ({e})") from None
     if not isinstance(d, dict):
-        raise RunFolderError(f"{path}: expected {expected}")
+        raise error(f"{path}: expected {expected}")
     return d
 
 
@@ -230,7 +231,7 @@ def read_eval_files(run_dir: str | os.PathLike) -> dict[str, dict]:
     """``eval_*.json`` of a run folder: file name -> its scalar entries (lists of records are left out)."""
     out = {}
     for f in sorted(Path(run_dir).glob("eval_*.json")):
-        d = _json_object(f, "a JSON object of metrics")
+        d = read_json_object(f, "a JSON object of metrics")
         out[f.name] = {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool, type(None)))}
     return out
 

@@ -27,7 +27,7 @@ from ..io import write_json_atomic
 from ..model.flops import train_flops
 from ..paths import display_path, resolve
 from ..train.logging import read_metrics
-from .results import RunFolderError, read_notebooks, read_run
+from .results import RunFolderError, read_json_object, read_notebooks, read_run
 
 
 class StudyError(ValueError):
@@ -239,13 +239,7 @@ def read_study_file(out: str | os.PathLike) -> Study:
     if not path.is_file():
         raise StudyError(f"{path}: missing (not a study folder: run `trmlab sweep 02-train --study NAME --out "
                          f"{display_path(resolve(out))}` first)")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise StudyError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(d, dict):
-        raise StudyError(f"{path}: expected a JSON object")
-    return Study.from_dict(d, where=str(path))
+    return Study.from_dict(read_json_object(path, "a JSON object", StudyError), where=str(path))
 
 
 def is_study_folder(path: str | os.PathLike) -> bool:
