@@ -360,7 +360,11 @@ def _study_from_args(args):
 
 def _launcher_from_args(args):
     if args.launcher == "local":
-        return None
+        from .workbench.sweep import LocalLauncher  # lazy: see the module docstring
+
+        return LocalLauncher(log_output=args.verbose, progress=not args.quiet, jobs=args.jobs)
+    if args.jobs != 1:
+        raise CliError("--jobs is for --launcher local (a cluster runs every job at once)")
     from .workbench.launchers import SlurmLauncher, SlurmOptions  # lazy: see the module docstring
 
     opts = SlurmOptions(partition=args.partition or "", gpus_per_node=args.gpus_per_node,
@@ -563,8 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_run)
 
     s = sub.add_parser("sweep", help="a grid of notebook runs (finished ones skipped) and a table of their results",
-                       description="One papermill run per grid cell, sequentially, each into OUT/<cell>; a second "
-                                   "invocation skips finished cells. Writes OUT/results.csv and OUT/results.json.")
+                       description="One papermill run per grid cell (in turn, or --jobs N at a time), each into "
+                                   "OUT/<cell>; a second invocation skips finished cells. Writes OUT/results.csv and "
+                                   "OUT/results.json.")
     s.add_argument("notebook")
     s.add_argument("--grid", action="append", metavar="KEY=V1,V2",
                    help="values of a notebook parameter or a training config key (repeatable)")
@@ -584,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--launcher", choices=("local", "slurm"), default="local",
                    help="local: run the cells here, in turn (default); slurm: one submitit job per cell, "
                         "waited for, then the results table")
+    s.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="local: run N cells at a time, each in a worker process (a notebook with a `threads` "
+                        "parameter not given with -p gets cores/N threads); default 1")
     g = s.add_argument_group("slurm (with --launcher slurm)")
     g.add_argument("--partition", help="Slurm partition")
     g.add_argument("--gpus-per-node", type=int, default=1, help="GPUs of each job (default 1)")

@@ -101,6 +101,57 @@ def test_a_two_cell_sweep_writes_two_rows_and_reruns_nothing(tmp_path):
     assert len(json.loads((out / "results.json").read_text())) == 2
 
 
+def test_a_sweep_with_two_jobs_runs_its_cells_at_once(tmp_path):
+    """--jobs 2: two worker processes; each cell records when it ran, and the two spans overlap."""
+    nb = make_notebook(tmp_path / "cellnb.ipynb", 'run = ""  # run folder\nx = 1  # a value\nthreads = 0  # threads',
+                       "import json, os, time\nos.makedirs(run, exist_ok=True)\nt0 = time.time()\n"
+                       "time.sleep(3)\n"
+                       "open(os.path.join(run, 'ran.json'), 'a').write(json.dumps([t0, time.time(), threads]) + '\\n')")
+    out = tmp_path / "sweep"
+    r = trmlab("sweep", nb, "--grid", "x=1,2", "--out", out, "--quiet", "--jobs", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "2 at a time" in r.stdout and r.stdout.count(": finished (") == 2
+    spans = [json.loads((out / f"x={x}" / "ran.json").read_text()) for x in (1, 2)]
+    assert max(s[0] for s in spans) < min(s[1] for s in spans)  # both were running at one moment
+    assert {s[2] for s in spans} == {max(1, (os.cpu_count() or 1) // 2)}  # the cores shared out
+    rows = json.loads((out / "results.json").read_text())
+    assert [row["status"] for row in rows] == ["finished", "finished"]
+    r = trmlab("sweep", nb, "--grid", "x=1,2", "--out", out, "--quiet", "--jobs", "0")
+    assert r.returncode == 2 and "--jobs must be >= 1" in r.stderr
+
+
+def test_a_cell_another_sweep_holds_is_left_to_it(tmp_path, monkeypatch):
+    from trmlab.workbench import sweep as sw
+
+    nb = make_notebook(tmp_path / "cellnb.ipynb", 'run = ""  # run folder\nx = 1  # a value', "pass")
+    ran = []
+
+    def fake_run(path, params, out, **kw):
+        ran.append(Path(out).name)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        done = {"cells": [], "nbformat": 4, "nbformat_minor": 5,
+                "metadata": {"papermill": {"end_time": "2026-01-01T00:00:00", "exception": None, "parameters": {}}}}
+        (Path(out) / "cellnb.ipynb").write_text(json.dumps(done))
+
+    monkeypatch.setattr(sw, "run_notebook", fake_run)
+    out = tmp_path / "sweep"
+    cells = sw.plan(str(nb), {"x": [1, 2]}, None, str(out))
+    other = sw.CellLocks(out)  # another sweep, running x=1: its folder has no notebook yet
+    assert other.acquire(cells[0])
+    (out / "x=1").mkdir(parents=True)
+    (out / "x=1" / "partial.txt").write_text("being written")
+    said = []
+    rows = sw.sweep(str(nb), {"x": [1, 2]}, None, str(out), echo=said.append)
+    assert ran == ["x=2"]
+    assert (out / "x=1" / "partial.txt").exists()  # neither moved aside nor rerun
+    assert any("x=1: being run by another sweep" in line and f"pid {os.getpid()}" in line for line in said)
+    assert [r["status"] for r in rows][0] == "running" and "1 left to another sweep" in said[-1]
+    other.release()
+    ran.clear()
+    sw.sweep(str(nb), {"x": [1, 2]}, None, str(out), echo=said.append)
+    assert ran == ["x=1"]  # the other sweep's lock is gone: the failed try is moved aside and rerun
+
+
 def test_sweep_prints_one_command_per_cell(tmp_path):
     r = trmlab("sweep", "02-train", "--grid", "train.lr=1e-3,2e-3", "--grid", "preset=cpu_tiny", "--seeds", "0,1",
                "--out", tmp_path / "s", "-p", "steps", "50", "--print-commands")

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 from ..data.catalog import ensure_dataset
 from ..paths import display_path, project_root, resolve
-from .sweep import Cell, run_cell
+from .sweep import Cell, run_cell_in_worker
 
 
 class LauncherError(ValueError):
@@ -105,9 +105,9 @@ def torchrun_command(cell: Cell, gpus: int, python: str = sys.executable) -> lis
 
 def cell_job(notebook: str, name: str, params: dict, run_dir: str, root: str, torchrun_gpus: int = 0) -> str:
     """What one job runs (on the node): the cell, from the project root; ``finished`` or ``failed``."""
-    os.chdir(root)
-    cell = Cell(name=name, params=dict(params), grid={}, run_dir=Path(run_dir))
     if torchrun_gpus > 1:
+        os.chdir(root)
+        cell = Cell(name=name, params=dict(params), grid={}, run_dir=Path(run_dir))
         p = cell.params
         ensure_dataset(str(p.get("data") or f"data/{p.get('task', '')}"), progress=False)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
@@ -115,7 +115,7 @@ def cell_job(notebook: str, name: str, params: dict, run_dir: str, root: str, to
         if r.returncode != 0:
             print(f"{name}: torchrun training exited with status {r.returncode}", file=sys.stderr)
             return "failed"
-    return "finished" if run_cell(Path(notebook), cell, progress=False) else "failed"
+    return "finished" if run_cell_in_worker(notebook, name, params, run_dir, root) else "failed"
 
 
 class SlurmLauncher:

@@ -21,24 +21,31 @@
   cell (without the seed) as ``arm``; the seed is ``train.seed``: W&B shows them as config.
 * ``study=``: the (arm, seed) cells of a study (:mod:`trmlab.workbench.study`, ``--study ablation``)
   instead of a grid; ``<out>/study.json`` records it for ``trmlab report``.
-* ``launcher=``: where the cells run: :class:`LocalLauncher` (here, in turn) or
-  :class:`trmlab.workbench.launchers.SlurmLauncher` (one submitit job per cell; ``--launcher slurm``).
+* ``launcher=``: where the cells run: :class:`LocalLauncher` (here, in turn, or ``jobs`` cells at a time
+  in worker processes: ``--jobs N``) or :class:`trmlab.workbench.launchers.SlurmLauncher` (one submitit job
+  per cell; ``--launcher slurm``).
+* A sweep holds a lock on each cell it runs (``<out>/.locks/<cell>.lock``) until it ends: a second sweep of
+  the same folder leaves those cells alone (it neither resumes nor moves aside a cell being run) and
+  reports them as ``running``.
 """
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import itertools
 import json
+import os
 import re
 import shlex
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ..io import atomic_write, write_json_atomic
-from ..paths import display_path as _rel, resolve
+from ..paths import display_path as _rel, project_root, resolve
 from .results import RunFolderError, read_notebooks, read_run
 from .study import finalise_eval_steps, study_cells, write_study
 from .execute import (NotebookFailed, find_notebook, notebook_parameters, parse_value, run_notebook,
@@ -224,42 +231,155 @@ def sweep(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequence[int]
     if study is not None:
         write_study(study, out_dir)
     launcher = launcher or LocalLauncher(log_output=log_output, progress=progress)
-    todo, skipped = [], 0
-    for i, c in enumerate(cells, 1):
-        status = cell_status(c, path.stem)
-        if status == "finished":
-            skipped += 1
-            echo(f"[{i}/{len(cells)}] {c.name}: finished, skipped")
-            continue
-        if status == "failed":
-            aside = c.run_dir.with_name(f"{c.name}.failed-{time.strftime('%Y%m%d-%H%M%S')}")
-            c.run_dir.rename(aside)
-            echo(f"[{i}/{len(cells)}] {c.name}: an earlier try failed, moved to {aside.name}")
-        if status == "interrupted":
-            echo(f"[{i}/{len(cells)}] {c.name}: interrupted earlier, resuming from its last checkpoint")
-        todo.append((i, c))
-    failed = launcher.run(path, todo, len(cells), echo)
-    rows = collect(cells, path.stem)
-    csv_path, json_path = write_table(rows, out_dir)
-    echo(f"{len(cells)} cells: {len(todo)} ran ({failed} failed), {skipped} already finished; "
+    locks = CellLocks(out_dir)
+    todo, skipped, busy = [], 0, 0
+    try:
+        for i, c in enumerate(cells, 1):
+            status = cell_status(c, path.stem)
+            if status == "finished":
+                skipped += 1
+                echo(f"[{i}/{len(cells)}] {c.name}: finished, skipped")
+                continue
+            if not locks.acquire(c):
+                busy += 1
+                echo(f"[{i}/{len(cells)}] {c.name}: being run by another sweep ({locks.holder(c)}), left to it")
+                continue
+            status = cell_status(c, path.stem)  # again, now that no other sweep can change it
+            if status == "finished":
+                skipped += 1
+                echo(f"[{i}/{len(cells)}] {c.name}: finished, skipped")
+                continue
+            if status == "failed":
+                aside = c.run_dir.with_name(f"{c.name}.failed-{time.strftime('%Y%m%d-%H%M%S')}")
+                c.run_dir.rename(aside)
+                echo(f"[{i}/{len(cells)}] {c.name}: an earlier try failed, moved to {aside.name}")
+            if status == "interrupted":
+                echo(f"[{i}/{len(cells)}] {c.name}: interrupted earlier, resuming from its last checkpoint")
+            todo.append((i, c))
+        failed = launcher.run(path, todo, len(cells), echo)
+        rows = collect(cells, path.stem, locks)
+        csv_path, json_path = write_table(rows, out_dir)
+    finally:
+        locks.release()
+    left = f", {busy} left to another sweep" if busy else ""
+    echo(f"{len(cells)} cells: {len(todo)} ran ({failed} failed), {skipped} already finished{left}; "
          f"wrote {_rel(csv_path)} and {_rel(json_path)}")
     return rows
 
 
-class LocalLauncher:
-    """Runs the cells here, one after the other (``trmlab sweep``'s default)."""
+class CellLocks:
+    """The cells this sweep runs: an exclusive ``flock`` on ``<out>/.locks/<cell>.lock`` per cell, held
+    until :meth:`release` (the end of the sweep; the system drops it when the process dies, so a killed
+    sweep leaves no stale lock). The lock file holds the holder's host and pid, for the message."""
 
-    def __init__(self, log_output: bool = False, progress: bool = True):
-        self.log_output, self.progress = log_output, progress
+    def __init__(self, out_dir: Path):
+        self.dir = out_dir / ".locks"
+        self.held: dict[str, Any] = {}
+
+    def _path(self, cell: Cell) -> Path:
+        return self.dir / f"{cell.name}.lock"
+
+    def acquire(self, cell: Cell) -> bool:
+        """Take the cell's lock; False when another sweep (or another open of it) holds it."""
+        if cell.name in self.held:
+            return True
+        self.dir.mkdir(parents=True, exist_ok=True)
+        f = open(self._path(cell), "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            return False
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.uname().nodename} pid {os.getpid()}\n")
+        f.flush()
+        self.held[cell.name] = f
+        return True
+
+    def busy(self, cell: Cell) -> bool:
+        """Whether another sweep holds the cell now (this one's own locks are not busy)."""
+        if cell.name in self.held or not self._path(cell).exists():
+            return False
+        if self.acquire(cell):
+            f = self.held.pop(cell.name)
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+            return False
+        return True
+
+    def holder(self, cell: Cell) -> str:
+        try:
+            return self._path(cell).read_text(encoding="utf-8").strip() or "unknown holder"
+        except OSError:
+            return "unknown holder"
+
+    def release(self) -> None:
+        for f in self.held.values():
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+        self.held.clear()
+
+
+class LocalLauncher:
+    """Runs the cells here (``trmlab sweep``'s default): one after the other, or ``jobs`` at a time, each in
+    a worker process of its own (``--jobs N``: N notebooks at once, e.g. one per core with ``-p threads 1``,
+    which on small models trains faster in all than one run using every core)."""
+
+    def __init__(self, log_output: bool = False, progress: bool = True, jobs: int = 1):
+        if int(jobs) < 1:
+            raise SweepError(f"--jobs must be >= 1, got {jobs}")
+        self.log_output, self.progress, self.jobs = log_output, progress, int(jobs)
 
     def run(self, path: Path, todo: Sequence[tuple[int, Cell]], total: int, echo: Callable = print) -> int:
         """Run the cells ``todo`` ([(position, cell)]) of a sweep of ``total``; returns how many failed."""
+        if self.jobs == 1 or len(todo) <= 1:
+            failed = 0
+            for i, c in todo:
+                echo(f"[{i}/{total}] {c.name}: running")
+                if not run_cell(path, c, self.log_output, self.progress, echo):
+                    failed += 1
+            return failed
+        return self._run_parallel(path, todo, total, echo)
+
+    def _run_parallel(self, path: Path, todo: Sequence[tuple[int, Cell]], total: int, echo: Callable) -> int:
+        import multiprocessing  # lazy: only a parallel sweep starts worker processes
+
+        root = str(project_root())
         failed = 0
-        for i, c in todo:
-            echo(f"[{i}/{total}] {c.name}: running")
-            if not run_cell(path, c, self.log_output, self.progress, echo):
-                failed += 1
+        # the cores shared out: a notebook with a `threads` parameter not given gets cores / jobs
+        threads = max(1, (os.cpu_count() or 1) // self.jobs) if "threads" in notebook_parameters(path) else None
+        # spawn, not fork: the workers start clean (no copied threads or locks of this process)
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            running = {}
+            for i, c in todo:
+                params = dict(c.params)
+                if threads is not None and "threads" not in params:
+                    params["threads"] = threads
+                fut = pool.submit(run_cell_in_worker, str(path), c.name, params, str(c.run_dir), root,
+                                  self.log_output)
+                running[fut] = (i, c, time.time())
+            echo(f"{len(todo)} cells, {self.jobs} at a time (worker processes; their notebooks' progress is in "
+                 f"each cell's folder)")
+            for fut in as_completed(running):
+                i, c, t0 = running[fut]
+                try:
+                    ok = fut.result()
+                    why = ""
+                except Exception as e:  # the worker process died, or the cell raised outside its notebook
+                    ok, why = False, f": {type(e).__name__}: {e}"
+                failed += not ok
+                echo(f"[{i}/{total}] {c.name}: {'finished' if ok else 'FAILED' + why} "
+                     f"({(time.time() - t0) / 60:.1f} min since the sweep queued it)")
         return failed
+
+
+def run_cell_in_worker(notebook: str, name: str, params: dict, run_dir: str, root: str,
+                       log_output: bool = False) -> bool:
+    """One cell in a worker process or a cluster job: from the project root ``root``, without progress bars."""
+    os.chdir(root)
+    return run_cell(Path(notebook), Cell(name=name, params=dict(params), grid={}, run_dir=Path(run_dir)),
+                    log_output=log_output, progress=False)
 
 
 def run_cell(path: Path, cell: Cell, log_output: bool = False, progress: bool = True,
@@ -273,12 +393,13 @@ def run_cell(path: Path, cell: Cell, log_output: bool = False, progress: bool = 
     return True
 
 
-def collect(cells: Sequence[Cell], notebook_stem: str) -> list[dict]:
-    """One row per cell: its grid values, status, and its run folder's summary row."""
+def collect(cells: Sequence[Cell], notebook_stem: str, locks: Optional[CellLocks] = None) -> list[dict]:
+    """One row per cell: its grid values, status (``running``: another sweep holds it, per ``locks``), and
+    its run folder's summary row."""
     rows = []
     for c in cells:
-        row: dict[str, Any] = {"cell": c.name, **{f"grid.{k}": v for k, v in c.grid.items()},
-                               "status": cell_status(c, notebook_stem)}
+        status = "running" if locks is not None and locks.busy(c) else cell_status(c, notebook_stem)
+        row: dict[str, Any] = {"cell": c.name, **{f"grid.{k}": v for k, v in c.grid.items()}, "status": status}
         try:
             summary = read_run(c.run_dir)
             row.update(summary.row())
