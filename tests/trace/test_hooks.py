@@ -8,22 +8,7 @@ from trmlab.trace import HookPoint, run_with_cache, sudoku_spec, trace
 from trmlab.trace.tiny import random_batch, tiny_model
 
 TASK = sudoku_spec(4)
-T, n, N = 3, 2, 3
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model(TASK, hidden=32, n_recursions=T, n_latent_steps=n, n_supervision=N)
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return random_batch(TASK, batch_size=3, seed=1)
-
-
-@pytest.fixture(scope="module")
-def plain(model, batch):
-    return run_with_cache(model, batch)
+T, n, N = 3, 2, 3  # the shape of conftest.py's `model`
 
 
 def same_outputs(a, b):

@@ -11,26 +11,11 @@ from trmlab.eval.evaluate import evaluate
 from trmlab.runs.inference import solve, solver_batch
 from trmlab.trace import (Noise, Reset, SetAnswerCell, SetInputCell, Swap, hooks_for, parse_intervention,
                           run_with_cache, sudoku_spec, trace)
-from trmlab.trace.tiny import random_batch, tiny_model
+from trmlab.trace.tiny import random_batch
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = sudoku_spec(4)
-T, n, N = 2, 2, 3
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model(TASK, hidden=32, n_recursions=T, n_latent_steps=n, n_supervision=N)
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return random_batch(TASK, batch_size=3, seed=1)
-
-
-@pytest.fixture(scope="module")
-def plain(model, batch):
-    return run_with_cache(model, batch)
+T, n, N = 2, 2, 3  # the shape of conftest.py's `model`
 
 
 @pytest.fixture(scope="module")

@@ -359,8 +359,8 @@ class LocalLauncher:
                 fut = pool.submit(run_cell_in_worker, str(path), c.name, params, str(c.run_dir), root,
                                   self.log_output)
                 running[fut] = (i, c, time.time())
-            echo(f"{len(todo)} cells, {self.jobs} at a time (worker processes; their notebooks' progress is in "
-                 f"each cell's folder)")
+            echo(f"{len(todo)} cells, {self.jobs} at a time (worker processes, no progress bars: a training "
+                 f"cell's progress is its folder's metrics.jsonl)")
             for fut in as_completed(running):
                 i, c, t0 = running[fut]
                 try:
