@@ -362,6 +362,8 @@ def _launcher_from_args(args):
     if args.launcher == "local":
         from .workbench.sweep import LocalLauncher  # lazy: see the module docstring
 
+        if args.no_wait:
+            raise CliError("--no-wait is for --launcher slurm (a local sweep runs its cells itself)")
         return LocalLauncher(log_output=args.verbose, progress=not args.quiet, jobs=args.jobs)
     if args.jobs != 1:
         raise CliError("--jobs is for --launcher local (a cluster runs every job at once)")
@@ -371,7 +373,7 @@ def _launcher_from_args(args):
                         cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, time_minutes=args.time_minutes,
                         account=args.account or "", qos=args.qos or "", constraint=args.constraint or "",
                         setup=list(args.slurm_setup or []), torchrun=args.torchrun, cluster=args.cluster)
-    return SlurmLauncher(opts, folder=Path(args.out) / ".submitit")
+    return SlurmLauncher(opts, folder=Path(args.out) / ".submitit", wait=not args.no_wait)
 
 
 def _sweep(args) -> int:
@@ -606,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--constraint", help="Slurm constraint (e.g. a GPU type)")
     g.add_argument("--slurm-setup", action="append", metavar="LINE",
                    help="a shell line run before each job, e.g. 'source .venv/bin/activate' (repeatable)")
+    g.add_argument("--no-wait", action="store_true",
+                   help="submit and return; the same command again waits for what still runs (nothing queued or "
+                        "running is submitted twice) and writes the table")
     g.add_argument("--cluster", choices=("slurm", "local", "debug"), default="slurm",
                    help="submitit executor: slurm (default), local (jobs as subprocesses here: a dry run), debug")
     s.set_defaults(func=_sweep)

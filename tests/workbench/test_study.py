@@ -157,6 +157,82 @@ def test_torchrun_command_of_a_cell(tmp_path):
     assert p["slurm_partition"] == "gpu" and p["gpus_per_node"] == 4 and p["timeout_min"] == 600
 
 
+class FakeJob:
+    """A Slurm job as submitit shows it, with a state the test sets."""
+
+    def __init__(self, job_id, state):
+        self.job_id, self.state, self.waited = job_id, state, False
+
+    def get_info(self, mode="force"):
+        return {"State": self.state}
+
+    def result(self):
+        self.waited = True
+        return "finished"
+
+
+def test_a_slurm_sweep_records_its_jobs_and_never_submits_a_queued_cell_twice(tmp_path, monkeypatch):
+    from trmlab.workbench import sweep as sw
+    from trmlab.workbench.launchers import LauncherError, SlurmLauncher, SlurmOptions
+
+    jobs, submitted = {}, []
+
+    class FakeExecutor:
+        def update_parameters(self, **kw):
+            assert kw["slurm_partition"] == "gpu"
+
+        def submit(self, fn, notebook, name, *args):
+            job_id = str(100 + len(submitted))
+            submitted.append(name)
+            jobs[job_id] = FakeJob(job_id, "PENDING")
+            return jobs[job_id]
+
+    st = get_study("ablation", preset="cpu_tiny", steps=4, arms=["direct"], seeds=1)
+    out = tmp_path / "st"
+    launcher = SlurmLauncher(SlurmOptions(partition="gpu"), out / ".submitit", wait=False)
+    monkeypatch.setattr(launcher, "executor", FakeExecutor)
+    monkeypatch.setattr(launcher, "attach", jobs.__getitem__)
+    said = []
+    rows = sw.sweep("02-train", {}, [], str(out), study=st, echo=said.append, launcher=launcher)
+    assert submitted == ["arm=trm_seed=0", "arm=direct_seed=0"]
+    assert json.loads((out / ".submitit" / "jobs.json").read_text()) == {"arm=trm_seed=0": "100",
+                                                                         "arm=direct_seed=0": "101"}
+    assert [r["status"] for r in rows] == ["pending", "pending"] and any("not waiting" in line for line in said)
+    assert not any(j.waited for j in jobs.values())
+    # later: job 100 runs, job 101 was cancelled; the second sweep waits for 100 and submits the cancelled cell
+    jobs["100"].state, jobs["101"].state = "RUNNING", "CANCELLED by 4242"
+    launcher.wait = True
+    said.clear()
+    sw.sweep("02-train", {}, [], str(out), study=st, echo=said.append, launcher=launcher)
+    assert submitted == ["arm=trm_seed=0", "arm=direct_seed=0", "arm=direct_seed=0"]
+    assert any("arm=trm_seed=0: job 100 is running; not submitted again" in line for line in said)
+    assert jobs["100"].waited and jobs["102"].waited and not jobs["101"].waited
+    assert json.loads((out / ".submitit" / "jobs.json").read_text())["arm=direct_seed=0"] == "102"
+    (out / ".submitit" / "jobs.json").write_text("[1, 2]")
+    with pytest.raises(LauncherError, match="jobs.json: expected an object of cell name -> job id"):
+        sw.sweep("02-train", {}, [], str(out), study=st, echo=said.append, launcher=launcher)
+    with pytest.raises(LauncherError, match="--no-wait needs a Slurm cluster"):
+        SlurmLauncher(SlurmOptions(cluster="local"), out / ".submitit", wait=False)
+
+
+def test_a_job_leaves_a_cell_another_holds_and_skips_a_finished_one(tmp_path, monkeypatch):
+    from trmlab.workbench import sweep as sw
+    from trmlab.workbench.launchers import cell_job
+
+    monkeypatch.chdir(tmp_path)  # cell_job moves to the project root; this puts the test's directory back
+    ran = []
+    monkeypatch.setattr(sw, "run_notebook", lambda path, params, out, **kw: ran.append(out))
+    cell = sw.Cell("arm=trm_seed=0", {}, {}, tmp_path / "st" / "arm=trm_seed=0")
+    other = sw.CellLocks(tmp_path / "st")  # a first job of this cell, still running
+    assert other.acquire(cell)
+    status = cell_job("02-train", cell.name, {}, str(cell.run_dir), str(REPO))
+    assert status.startswith("left to ") and f"pid {os.getpid()}" in status and ran == []
+    other.release()
+    assert cell_job("02-train", cell.name, {}, str(cell.run_dir), str(REPO)) == "finished" and len(ran) == 1
+    _nb(cell.run_dir, "2025-01-01T00:00:00")
+    assert cell_job("02-train", cell.name, {}, str(cell.run_dir), str(REPO)) == "finished" and len(ran) == 1
+
+
 # -- the miniature study, end to end --------------------------------------------------------------
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ run, and a dry run of a cluster sweep on one machine.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..data.catalog import ensure_dataset
+from ..io import write_json_atomic
 from ..paths import display_path, project_root, resolve
-from .sweep import Cell, run_cell_in_worker
+from .sweep import Cell, CellLocks, cell_status, run_cell_in_worker
 
 
 class LauncherError(ValueError):
@@ -104,43 +106,122 @@ def torchrun_command(cell: Cell, gpus: int, python: str = sys.executable) -> lis
 
 
 def cell_job(notebook: str, name: str, params: dict, run_dir: str, root: str, torchrun_gpus: int = 0) -> str:
-    """What one job runs (on the node): the cell, from the project root; ``finished`` or ``failed``."""
-    if torchrun_gpus > 1:
-        os.chdir(root)
-        cell = Cell(name=name, params=dict(params), grid={}, run_dir=Path(run_dir))
-        p = cell.params
-        ensure_dataset(str(p.get("data") or f"data/{p.get('task', '')}"), progress=False)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        r = subprocess.run(torchrun_command(cell, torchrun_gpus), env=env)
-        if r.returncode != 0:
-            print(f"{name}: torchrun training exited with status {r.returncode}", file=sys.stderr)
-            return "failed"
-    return "finished" if run_cell_in_worker(notebook, name, params, run_dir, root) else "failed"
+    """What one job runs (on the node): the cell, from the project root; ``finished``, ``failed``, or
+    ``left to <holder>`` when another job or sweep holds the cell's lock (a second job submitted for a cell
+    whose first job still runs does nothing). The job holds the cell's lock while it runs."""
+    os.chdir(root)
+    cell = Cell(name=name, params=dict(params), grid={}, run_dir=Path(run_dir))
+    locks = CellLocks(cell.run_dir.parent)
+    if not locks.acquire(cell):
+        return f"left to {locks.holder(cell)}"
+    try:
+        if cell_status(cell, Path(notebook).stem) == "finished":
+            return "finished"
+        if torchrun_gpus > 1:
+            p = cell.params
+            ensure_dataset(str(p.get("data") or f"data/{p.get('task', '')}"), progress=False)
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+            r = subprocess.run(torchrun_command(cell, torchrun_gpus), env=env)
+            if r.returncode != 0:
+                print(f"{name}: torchrun training exited with status {r.returncode}", file=sys.stderr)
+                return "failed"
+        return "finished" if run_cell_in_worker(notebook, name, params, run_dir, root) else "failed"
+    finally:
+        locks.release()
+
+
+#: Slurm job states of a job that is queued or running (``sacct``): its cell is not submitted again
+ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING",
+                           "COMPLETING", "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"})
 
 
 class SlurmLauncher:
-    """One submitit job per cell; waits for all of them (see the module docstring)."""
+    """One submitit job per cell (see the module docstring). The job ids are recorded in
+    ``<folder>/jobs.json`` (cell -> job id): a later sweep does not submit a cell again while its job is
+    queued or running on Slurm (it waits for that job instead), so the sweep may be stopped and started
+    again at will. ``wait=False`` (``--no-wait``): submit and return; run the same sweep again later to
+    wait for what is still running and write the table."""
 
-    def __init__(self, options: SlurmOptions, folder: str | os.PathLike):
+    holds_cell_locks = False  # the jobs lock their own cells (they run elsewhere, maybe after this sweep ends)
+
+    def __init__(self, options: SlurmOptions, folder: str | os.PathLike, wait: bool = True):
+        if not wait and options.cluster != "slurm":
+            raise LauncherError("--no-wait needs a Slurm cluster: submitit's local and debug jobs end with the "
+                                "sweep that started them")
         self.options = options
         self.folder = resolve(folder)
+        self.wait = wait
+
+    @property
+    def jobs_file(self) -> Path:
+        return self.folder / "jobs.json"
+
+    def recorded(self) -> dict[str, str]:
+        """cell name -> the id of the job last submitted for it."""
+        if not self.jobs_file.exists():
+            return {}
+        try:
+            d = json.loads(self.jobs_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise LauncherError(f"{display_path(self.jobs_file)}: not readable as JSON ({e}); it maps each cell "
+                                f"to its Slurm job id: fix or delete it") from e
+        if not isinstance(d, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in d.items()):
+            raise LauncherError(f"{display_path(self.jobs_file)}: expected an object of cell name -> job id "
+                                f"(strings)")
+        return d
+
+    def attach(self, job_id: str):
+        """The job ``job_id`` of an earlier sweep, or None where jobs cannot outlive their sweep (local, debug)."""
+        if self.options.cluster != "slurm":
+            return None
+        import submitit
+
+        return submitit.SlurmJob(folder=str(self.folder / "%j"), job_id=job_id)
+
+    def executor(self):
+        import submitit
+
+        return submitit.AutoExecutor(folder=str(self.folder / "%j"), cluster=self.options.cluster)
+
+    @staticmethod
+    def state(job) -> str:
+        """The job's Slurm state, read now (``sacct``); UNKNOWN when it cannot be read."""
+        try:
+            return str(job.get_info(mode="force").get("State") or "UNKNOWN").split()[0].upper()
+        except Exception:  # sacct missing or failing: the state is unknown, and the cell is submitted again
+            return "UNKNOWN"
 
     def run(self, path: Path, todo: Sequence[tuple[int, Cell]], total: int, echo: Callable = print) -> int:
         if not todo:
             return 0
-        import submitit
-
         o = self.options
-        executor = submitit.AutoExecutor(folder=str(self.folder / "%j"), cluster=o.cluster)
-        root = str(project_root())
-        gpus = o.gpus_per_node if o.torchrun else 0
-        jobs = []
+        recorded = self.recorded()
+        jobs, submit = [], []
         for i, c in todo:
-            executor.update_parameters(**o.submitit_parameters(f"trmlab-{c.run_dir.parent.name}-{c.name}"))
-            job = executor.submit(cell_job, str(path), c.name, dict(c.params), str(c.run_dir), root, gpus)
-            echo(f"[{i}/{total}] {c.name}: submitted job {job.job_id} (logs: {display_path(self.folder)}/"
-                 f"{job.job_id})")
-            jobs.append((i, c, job))
+            old = self.attach(recorded[c.name]) if c.name in recorded else None
+            state = self.state(old) if old is not None else ""
+            if state in ACTIVE_STATES:
+                echo(f"[{i}/{total}] {c.name}: job {old.job_id} is {state.lower()}; not submitted again")
+                jobs.append((i, c, old))
+            else:
+                submit.append((i, c))
+        if submit:
+            executor = self.executor()
+            root = str(project_root())
+            gpus = o.gpus_per_node if o.torchrun else 0
+            for i, c in submit:
+                executor.update_parameters(**o.submitit_parameters(f"trmlab-{c.run_dir.parent.name}-{c.name}"))
+                job = executor.submit(cell_job, str(path), c.name, dict(c.params), str(c.run_dir), root, gpus)
+                recorded[c.name] = str(job.job_id)
+                self.folder.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(self.jobs_file, recorded, indent=1)
+                echo(f"[{i}/{total}] {c.name}: submitted job {job.job_id} (logs: {display_path(self.folder)}/"
+                     f"{job.job_id})")
+                jobs.append((i, c, job))
+        if not self.wait:
+            echo(f"{len(jobs)} jobs queued or running; not waiting (--no-wait). Run the same command again to "
+                 f"wait for them and write the table; it submits nothing that is still queued or running.")
+            return 0
         failed = 0
         for i, c, job in jobs:
             try:
@@ -148,8 +229,8 @@ class SlurmLauncher:
             except Exception as e:  # submitit raises the job's own error, or its own when the job died
                 status = f"failed ({type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''})"
             echo(f"[{i}/{total}] {c.name}: job {job.job_id} {status}")
-            failed += status != "finished"
+            failed += status.startswith("failed")
         return failed
 
 
-__all__ = ["SlurmOptions", "SlurmLauncher", "LauncherError", "cell_job", "torchrun_command"]
+__all__ = ["SlurmOptions", "SlurmLauncher", "LauncherError", "ACTIVE_STATES", "cell_job", "torchrun_command"]

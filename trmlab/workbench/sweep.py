@@ -256,6 +256,8 @@ def sweep(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequence[int]
             if status == "interrupted":
                 echo(f"[{i}/{len(cells)}] {c.name}: interrupted earlier, resuming from its last checkpoint")
             todo.append((i, c))
+        if not getattr(launcher, "holds_cell_locks", True):
+            locks.release()  # the launcher's jobs lock their own cells (they may outlive this sweep)
         failed = launcher.run(path, todo, len(cells), echo)
         rows = collect(cells, path.stem, locks)
         csv_path, json_path = write_table(rows, out_dir)
