@@ -110,7 +110,7 @@ def test_a_sweep_with_two_jobs_runs_its_cells_at_once(tmp_path):
     out = tmp_path / "sweep"
     r = trmlab("sweep", nb, "--grid", "x=1,2", "--out", out, "--quiet", "--jobs", "2")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "2 at a time" in r.stdout and r.stdout.count(": finished (") == 2
+    assert "2 at a time" in r.stdout and r.stdout.count(": finished in ") == 2
     spans = [json.loads((out / f"x={x}" / "ran.json").read_text()) for x in (1, 2)]
     assert max(s[0] for s in spans) < min(s[1] for s in spans)  # both were running at one moment
     assert {s[2] for s in spans} == {max(1, (os.cpu_count() or 1) // 2)}  # the cores shared out

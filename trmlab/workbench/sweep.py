@@ -358,22 +358,26 @@ class LocalLauncher:
                 params = dict(c.params)
                 if threads is not None and "threads" not in params:
                     params["threads"] = threads
-                fut = pool.submit(run_cell_in_worker, str(path), c.name, params, str(c.run_dir), root,
-                                  self.log_output)
-                running[fut] = (i, c, time.time())
+                fut = pool.submit(_timed_cell, str(path), c.name, params, str(c.run_dir), root, self.log_output)
+                running[fut] = (i, c)
             echo(f"{len(todo)} cells, {self.jobs} at a time (worker processes, no progress bars: a training "
                  f"cell's progress is its folder's metrics.jsonl)")
             for fut in as_completed(running):
-                i, c, t0 = running[fut]
+                i, c = running[fut]
                 try:
-                    ok = fut.result()
-                    why = ""
+                    ok, seconds = fut.result()
+                    took = f" in {seconds / 60:.1f} min"
                 except Exception as e:  # the worker process died, or the cell raised outside its notebook
-                    ok, why = False, f": {type(e).__name__}: {e}"
+                    ok, took = False, f": {type(e).__name__}: {e}"
                 failed += not ok
-                echo(f"[{i}/{total}] {c.name}: {'finished' if ok else 'FAILED' + why} "
-                     f"({(time.time() - t0) / 60:.1f} min since the sweep queued it)")
+                echo(f"[{i}/{total}] {c.name}: {'finished' if ok else 'FAILED'}{took}")
         return failed
+
+
+def _timed_cell(*args) -> tuple[bool, float]:
+    """:func:`run_cell_in_worker` and the seconds it took (a parallel sweep's report of each cell)."""
+    t0 = time.time()
+    return run_cell_in_worker(*args), time.time() - t0
 
 
 def run_cell_in_worker(notebook: str, name: str, params: dict, run_dir: str, root: str,
