@@ -164,7 +164,8 @@ def write_study_report(folder: str | os.PathLike, out: str | os.PathLike = "repo
         wall = f"{sum(walls) / len(walls) / 60:.1f}" if walls else ""
         flops = sum(r.train_flops for r in runs) / len(runs)
         rows.append(f"<tr><td>{html.escape(a.name)}</td><td>{html.escape(a.label)}<br><small>"
-                    f"{html.escape(json.dumps(a.switches))}{' halved: ' + ', '.join(a.halve) if a.halve else ''}"
+                    f"{html.escape(json.dumps(a.switches)) if a.switches else 'the base, no switch'}"
+                    f"{' halved: ' + ', '.join(a.halve) if a.halve else ''}"
                     f"</small></td><td><b>{_pct(sp.mean)}</b> {spread}</td>"
                     f"<td>[{_pct(sp.low)}, {_pct(sp.high)}]<br><small>{html.escape(sp.method)}</small></td>"
                     f"<td class=runs>{each}</td><td>{wall}</td><td>{flops:.3g}</td><td>{paper_cell}</td></tr>")
