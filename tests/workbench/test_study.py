@@ -55,6 +55,13 @@ def test_intervals():
     assert sp.low < 0.82 < sp.high and sp.n == 3
     one = summarise([0.5], counts=(50, 100))
     assert one.low == pytest.approx(0.4038, abs=1e-3)
+    wide = summarise([0.89, 0.957])  # 2 seeds: t(1) = 12.7 would reach past 100%
+    assert wide.high == 1.0 and wide.low > 0 and "clipped" in wide.method
+    zeros = summarise([0.0, 0.0, 0.0], counts=(0, 900))  # every seed at 0%: not an interval of no width
+    assert zeros.low == 0 and zeros.high == pytest.approx(0.00425, abs=1e-4) and "pooled 900" in zeros.method
+    assert summarise([0.0, 0.0]).high == 0.0  # no counts: nothing better to say
+    d = compare({0: .96, 1: .10}, {0: .0, 1: .0})
+    assert d.low >= -1 and d.high <= 1
 
 
 def test_paired_comparison_settles_a_clear_gap_and_not_an_overlap():
@@ -88,6 +95,18 @@ def test_conclusion_is_made_from_the_numbers():
     # other numbers, other words: nothing is hard-coded
     values["hrm"] = {0: .86, 1: .88, 2: .85}
     assert "do not settle" in next(ln for ln in conclusions(values, counts, paper) if "TRM vs HRM" in ln)
+
+
+def test_arms_that_never_solved_a_puzzle_are_named():
+    from trmlab.workbench.study_report import first_solved, learning_sentence
+
+    assert first_solved([(25, 0.0), (50, 0.0), (75, 0.1), (100, 0.5)]) == 75
+    curves = {"trm": [[(25, 0.0), (50, 0.2)], [(25, 0.0), (50, 0.0), (75, 0.3)]],
+              "attention": [[(25, 0.0), (50, 0.0), (75, 0.0)]]}
+    text = learning_sentence(curves, 75, {"attention": "w/ self-attention"})
+    assert "in 75 optimiser steps: w/ self-attention." in text and "trm 50, 75" in text
+    curves["attention"] = [[(25, 0.0), (50, 0.01)]]
+    assert learning_sentence(curves, 75) == ""  # every arm solved something: nothing to say
 
 
 # -- cells: finished, failed, interrupted ---------------------------------------------------------

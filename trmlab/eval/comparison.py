@@ -8,7 +8,8 @@ Difference(diff=0.2567, low=..., high=..., method='paired over seeds 0, 1, 2', v
 The intervals:
 
 * one arm over n >= 2 seeds: mean +- t(0.975, n-1) * sd / sqrt(n) (Student's t; with 2 or 3 seeds it is
-  wide: that is what 2 or 3 seeds can say);
+  wide: that is what 2 or 3 seeds can say), clipped to [0, 1]; when every seed gives the same value, the
+  Wilson interval of the runs' pooled test count instead (a t interval of no width would claim certainty);
 * one run (n = 1): the Wilson interval of its test count (test-set noise only: no seed spread is known);
 * a difference, when the two arms share >= 2 seeds: the paired t interval of the per-seed differences
   (same seed, same data order and initial weights where the switches allow: the seed's luck cancels);
@@ -56,9 +57,13 @@ class Spread:
     method: str
 
 
-def summarise(values: Sequence[float], counts: Optional[tuple[int, int]] = None) -> Spread:
-    """Mean and 95% interval of ``values`` (one per seed). One value: the Wilson interval of ``counts``
-    (successes, trials) when given, else the point itself."""
+def summarise(values: Sequence[float], counts: Optional[tuple[int, int]] = None,
+              bounds: tuple[float, float] = (0.0, 1.0)) -> Spread:
+    """Mean and 95% interval of ``values`` (one per seed), clipped to ``bounds`` (the values' range:
+    accuracies [0, 1], differences of accuracies [-1, 1]). One value: the Wilson interval of ``counts``
+    (successes, trials) when given, else the point itself. Two or more values that are all equal (sd 0,
+    e.g. every seed at 0%): the t interval would be the point itself, so with ``counts`` (pooled over the
+    runs) it is the Wilson interval of the pooled count (test-set noise only: the seeds show no spread)."""
     vals = [float(v) for v in values]
     if not vals:
         raise ValueError("no values to summarise")
@@ -70,8 +75,14 @@ def summarise(values: Sequence[float], counts: Optional[tuple[int, int]] = None)
             return Spread(mean, lo, hi, None, 1, f"Wilson interval of one run's {counts[1]} test puzzles")
         return Spread(mean, mean, mean, None, 1, "one run, no interval")
     sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    if sd == 0 and counts is not None and counts[1] > 0:
+        lo, hi = wilson_interval(int(counts[0]), int(counts[1]))
+        return Spread(mean, lo, hi, 0.0, n, f"all {n} seeds equal: Wilson interval of their pooled {counts[1]} "
+                                            f"test puzzles")
     half = t975(n - 1) * sd / math.sqrt(n)
-    return Spread(mean, mean - half, mean + half, sd, n, f"t interval over {n} seeds")
+    low, high = max(bounds[0], mean - half), min(bounds[1], mean + half)
+    clipped = " (clipped to the possible range)" if (low, high) != (mean - half, mean + half) else ""
+    return Spread(mean, low, high, sd, n, f"t interval over {n} seeds{clipped}")
 
 
 @dataclass
@@ -103,7 +114,7 @@ def compare(a: Mapping[int, float], b: Mapping[int, float], counts_a: Optional[t
     common = sorted(set(a) & set(b))
     if len(common) >= 2:
         d = [a[s] - b[s] for s in common]
-        sp = summarise(d)
+        sp = summarise(d, bounds=(-1.0, 1.0))
         method = f"paired over seeds {', '.join(map(str, common))}"
         return Difference(sp.mean, sp.low, sp.high, method, _verdict(sp.low, sp.high), True)
     va, vb = list(a.values()), list(b.values())
@@ -117,8 +128,8 @@ def compare(a: Mapping[int, float], b: Mapping[int, float], counts_a: Optional[t
             return Difference(diff, diff, diff, "Welch (no spread)", _verdict(diff, diff), False)
         df = (ea + eb) ** 2 / ((ea ** 2 / (len(va) - 1)) + (eb ** 2 / (len(vb) - 1)))
         half = t975(df) * se
-        return Difference(diff, diff - half, diff + half, f"Welch t, {len(va)} and {len(vb)} runs",
-                          _verdict(diff - half, diff + half), False)
+        low, high = max(-1.0, diff - half), min(1.0, diff + half)
+        return Difference(diff, low, high, f"Welch t, {len(va)} and {len(vb)} runs", _verdict(low, high), False)
     if len(va) == 1 and len(vb) == 1 and counts_a and counts_b and counts_a[1] and counts_b[1]:
         pa, pb = counts_a[0] / counts_a[1], counts_b[0] / counts_b[1]
         la, ua = wilson_interval(*counts_a)

@@ -85,6 +85,29 @@ def conclusions(values: Mapping[str, Mapping[int, float]], counts: Mapping[str, 
     return out
 
 
+def first_solved(curve) -> Optional[int]:
+    """The first optimiser step whose evaluation got a test puzzle right (None: none did)."""
+    return next((int(step) for step, acc in curve if acc > 0), None)
+
+
+def learning_sentence(curves: Mapping[str, list], steps: int, labels: Optional[Mapping[str, str]] = None) -> str:
+    """Which arms never got a test puzzle right at any evaluation of their runs (``curves``: arm -> one
+    training curve [(step, test exact accuracy)] per run), and when the others first did: at a fixed budget
+    an arm at 0% throughout has not started to learn, so its gap to the baseline says how much later it
+    learns here, not what it reaches."""
+    labels = dict(labels or {})
+    never = [a for a, cs in curves.items() if cs and all(first_solved(c) is None for c in cs)]
+    started = {a: sorted(first_solved(c) for c in cs if first_solved(c) is not None) for a, cs in curves.items()
+               if cs and a not in never}
+    if not never:
+        return ""
+    first = "; ".join(f"{labels.get(a, a)} {', '.join(map(str, v))}" for a, v in started.items())
+    return (f"Arms whose runs never got a test puzzle right at any evaluation in {steps} optimiser steps: "
+            f"{', '.join(labels.get(a, a) for a in never)}. At this budget they had not started to solve puzzles, "
+            f"so their gaps to the baseline measure how much later they learn on this task, not the accuracy they "
+            f"would reach. The first evaluation with a puzzle right, per run (optimiser step): {first}.")
+
+
 def summary_sentence(lines_verdicts: Mapping[str, str]) -> str:
     """How many of the paper's orderings hold / are reversed / are unresolved."""
     held = [a for a, v in lines_verdicts.items() if v == "holds"]
@@ -173,6 +196,7 @@ def write_study_report(folder: str | os.PathLike, out: str | os.PathLike = "repo
     lines = conclusions(values, counts, paper, labels)
     verdicts = _verdicts(values, counts)
     summary = summary_sentence({labels.get(a, a): v for a, v in verdicts.items()}) if verdicts else ""
+    learning = learning_sentence({a: [r.curve for r in rs] for a, rs in arms.items()}, st.steps, labels)
 
     train_steps = next((r.train_steps for r in data.runs), 0)
     figs = []
@@ -220,9 +244,10 @@ li {{ margin-bottom: 6px; }}
 {missing}
 <h2>Conclusion</h2>
 <p>{html.escape(summary)}</p>
+{f'<p>{html.escape(learning)}</p>' if learning else ''}
 <ul>{''.join(f'<li>{ln}</li>' for ln in lines)}</ul>
-<p><small>Generated from the numbers below. Intervals: per arm, Student's t over seeds (one run: Wilson
-interval of its test count); differences: paired over the seeds both arms share, else Welch, else Newcombe.
+<p><small>Generated from the numbers below. Intervals: per arm, Student's t over seeds, clipped to [0,
+100%] (one run, or every seed equal: the Wilson interval of the pooled test count); differences: paired over the seeds both arms share, else Welch, else Newcombe.
 With 2-3 seeds a t interval is wide: "not settled" often means "more seeds needed", not "no effect".
 The paper's figures are for Sudoku-Extreme at full scale (hidden 512, 60k epochs); they are labelled as the
 paper's and never enter a computation.</small></p>
@@ -254,4 +279,5 @@ metrics.jsonl (this machine, whatever else ran).</small></p>
     return path
 
 
-__all__ = ["write_study_report", "conclusions", "conclusion_line", "summary_sentence"]
+__all__ = ["write_study_report", "conclusions", "conclusion_line", "summary_sentence", "learning_sentence",
+           "first_solved"]
