@@ -72,3 +72,20 @@ def test_bad_arguments_are_named():
         recovery(model, x[:, :4], y[:, :4], after=(1,), n_supervision=3)
     rec = recovery(model, torch.as_tensor(x), torch.as_tensor(y), after=(1,), n_supervision=3)
     assert rec.offered == 2 and rec.exact.shape == (1, 3, len(rec.puzzles))
+
+
+@pytest.mark.parametrize("kind", ["answer", "given"])
+def test_the_example_replays_what_was_measured(zoo9, kind):
+    """workbench.dynamics.recovery_example runs one measured puzzle again with the same interventions
+    (a corrupted given is put back after one step, as in the measurement): its answers match the record."""
+    from trmlab.workbench.dynamics import recovery_example
+
+    model, x, y = zoo9
+    pid = np.zeros(len(x), np.int64)
+    rec = recovery(model, x[:6], y[:6], kind=kind, after=(2,), n_supervision=6, seed=2)
+    ex = recovery_example(model, rec, x, y, pid, after=2)
+    q = int(np.nonzero(rec.puzzles == ex["index"])[0][0])
+    for name, answer in ex["answers"].items():
+        s = int(name.split()[1])
+        assert bool((answer == y[ex["index"]]).all()) == bool(rec.exact[0, s - 1, q]), name
+    assert ex["description"].count("--intervene ") == (1 if kind == "answer" else 2)

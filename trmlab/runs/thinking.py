@@ -148,7 +148,7 @@ def search_best(run: "str | os.PathLike | Run", data: Optional[str | os.PathLike
               "max_ratio": max_ratio, "searched": {"sigmas": list(map(float, sigmas)), "steps": steps, "k": k,
                                                    "augment": augment, "init_noise": init_noise,
                                                    "halting": "each trajectory stops when its head says halt"},
-              "checkpoint": {k: display_path(v, run.root) if k == "checkpoint" else v for k, v in choice.as_dict().items()},
+              "checkpoint": {**choice.as_dict(), "checkpoint": display_path(choice.file, run.root)},
               "date": datetime.date.today().isoformat(), "compared": rows}
     dest = (run.folder if (run.is_zoo and into_zoo) else run.outputs) / FILE
     write_json_atomic(dest, record, indent=1, default=float)

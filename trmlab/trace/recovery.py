@@ -26,8 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from trmlab.eval.metrics import wilson_interval
-
+from ..eval.metrics import wilson_interval
 from .hooks import run_with_cache
 from .interventions import SetAnswerCell, SetInputCell
 from .tasks import IGNORE_LABEL, MAZE_OPEN, MAZE_PATH, MAZE_WALL, SUDOKU_BLANK, infer_task
@@ -142,6 +141,19 @@ def _pick(rng: np.random.Generator, family: str, kind: str, x: np.ndarray, y: np
     return (c, int(rng.choice(others))) if len(others) else (-1, -1)
 
 
+def interventions_for(kind: str, after: int, cell: int, token: int, given: int, rows: tuple,
+                      n_supervision: int) -> list:
+    """The interventions of one measurement (module docstring) on the batch ``rows``: ``"answer"``, the
+    answer cell set to ``token`` after ``after`` steps; ``"given"``, the given cell set to ``token`` for
+    step ``after + 1`` and put back to ``given`` from the next step on (when one runs after it)."""
+    if kind == "answer":
+        return [SetAnswerCell(step=after, cell=cell, token=token, rows=rows)]
+    out = [SetInputCell(step=after, cell=cell, token=token, rows=rows)]
+    if after + 1 < n_supervision:
+        out.append(SetInputCell(step=after + 1, cell=cell, token=given, rows=rows))
+    return out
+
+
 @torch.no_grad()
 def recovery(model, inputs, labels, kind: str = "answer", after: Sequence[int] = (1, 2, 4, 8),
              n_supervision: Optional[int] = None, puzzle_identifiers=None, seed: int = 0,
@@ -193,13 +205,8 @@ def recovery(model, inputs, labels, kind: str = "answer", after: Sequence[int] =
                 interventions = []
                 for r, q in enumerate(part):
                     cell, token = (int(v) for v in picks[j, q])
-                    if kind == "answer":
-                        interventions.append(SetAnswerCell(step=a, cell=cell, token=token, rows=(r,)))
-                    else:
-                        interventions.append(SetInputCell(step=a, cell=cell, token=token, rows=(r,)))
-                        interventions.append(SetInputCell(step=a + 1, cell=cell, token=int(x[puzzles[q], cell]),
-                                                          rows=(r,)) if a + 1 < S else None)
-                exact[j][:, part] = run(puzzles[part], [i for i in interventions if i is not None])
+                    interventions += interventions_for(kind, a, cell, token, int(x[puzzles[q], cell]), (r,), S)
+                exact[j][:, part] = run(puzzles[part], interventions)
     finally:
         model.train(was_training)
     return Recovery(kind, after, S, puzzles, exact, plain[:, puzzles], picks[..., 0], picks[..., 1], B)

@@ -88,7 +88,6 @@ class Player:
         self.puzzle.observe(self._on_puzzle, names="value")
         controls = [self.play, self.slider] + ([self.puzzle] if trace.n_puzzles > 1 else [])
         rows = [widgets.HBox(controls), self.label]
-        self.panel = None
         self.panel = self._edit_panel() if continue_with is not None else None
         if self.panel is not None:
             rows.append(self.panel)
@@ -142,8 +141,6 @@ class Player:
         self._update_where()
 
     def _update_where(self) -> None:
-        if not hasattr(self, "where"):
-            return
         try:
             _, where = E.edit_point(self.trace, int(self.view.records[self.slider.value]), self.kind.value)
             text = f"acts {where}" + (" (a puzzle cell: x is read once per step)" if self.kind.value == "input" else "")

@@ -33,8 +33,7 @@ from ..paths import display_path
 from ..runs import cfg_dtype, open_run
 from ..runs.resolve import ZOO_OUTPUTS
 from ..trace.hooks import run_with_cache
-from ..trace.interventions import SetAnswerCell, SetInputCell
-from ..trace.recovery import KIND_TEXT, KINDS, Recovery, recovery
+from ..trace.recovery import KIND_TEXT, KINDS, Recovery, interventions_for, recovery
 from ..trace.tasks import infer_task
 from ..trace.trajectories import (CLASSES, Calibration, DecodeEntropy, StepAnswers, TrajectoryClasses, classify,
                                   halting_calibration, model_steps)
@@ -173,11 +172,10 @@ def recovery_example(model, rec: Recovery, x: np.ndarray, y: np.ndarray, pid: np
     a = rec.after[j]
     b = int(rec.puzzles[q])
     cell, token = int(rec.cells[j, q]), int(rec.tokens[j, q])
-    hit = (SetAnswerCell(step=a, cell=cell, token=token, rows=(0,)) if rec.kind == "answer"
-           else SetInputCell(step=a, cell=cell, token=token, rows=(0,)))
+    hits = interventions_for(rec.kind, a, cell, token, int(x[b, cell]), (0,), rec.n_supervision)
     batch = {"inputs": torch.as_tensor(x[b:b + 1], dtype=torch.int32),
              "puzzle_identifiers": torch.as_tensor(pid[b:b + 1], dtype=torch.int32)}
-    outputs, _ = run_with_cache(model, batch, n_supervision=rec.n_supervision, interventions=[hit],
+    outputs, _ = run_with_cache(model, batch, n_supervision=rec.n_supervision, interventions=hits,
                                 names=lambda point: False)
     answers = [s.preds[0].cpu().numpy() for s in outputs.per_step]
     shown = sorted({a, a + 1, a + 2, a + 4, rec.n_supervision} & set(range(1, rec.n_supervision + 1)))
@@ -186,15 +184,12 @@ def recovery_example(model, rec: Recovery, x: np.ndarray, y: np.ndarray, pid: np
     r, c = divmod(cell, task.cols)
     what = (f"the answer at row {r + 1}, column {c + 1} forced to {task.symbol(token)!r}" if rec.kind == "answer" else
             f"the given at row {r + 1}, column {c + 1} changed to {task.symbol(token)!r} for one step")
+    specs = " ".join(f"--intervene {h.spec()}" for h in hits)
     return {"index": b, "after": a, "cell": cell, "token": token, "kind": rec.kind,
-            "description": f"puzzle {b}: after {a} supervision steps, {what} (--intervene {hit.spec()})",
+            "description": f"puzzle {b}: after {a} supervision steps, {what} ({specs})",
             "inputs": x[b], "labels": y[b], "answers": {names[s]: answers[s - 1] for s in shown}}
 
 
 def save_summary(st: Study, dy: Dynamics) -> Path:
     """The study's summary (:meth:`Study.save_summary`) with the dynamics under ``"dynamics"`` (atomic)."""
-    path = st.save_summary()
-    d = json.loads(path.read_text())
-    d["dynamics"] = dy.summary()
-    write_json_atomic(path, d, indent=1, default=float)
-    return path
+    return st.save_summary({"dynamics": dy.summary()})

@@ -96,9 +96,9 @@ def learning_sentence(curves: Mapping[str, list], steps: int, labels: Optional[M
     an arm at 0% throughout has not started to learn, so its gap to the baseline says how much later it
     learns here, not what it reaches."""
     labels = dict(labels or {})
-    never = [a for a, cs in curves.items() if cs and all(first_solved(c) is None for c in cs)]
-    started = {a: sorted(first_solved(c) for c in cs if first_solved(c) is not None) for a, cs in curves.items()
-               if cs and a not in never}
+    firsts = {a: [first_solved(c) for c in cs] for a, cs in curves.items() if cs}
+    never = [a for a, fs in firsts.items() if all(f is None for f in fs)]
+    started = {a: sorted(f for f in fs if f is not None) for a, fs in firsts.items() if a not in never}
     if not never:
         return ""
     first = "; ".join(f"{labels.get(a, a)} {', '.join(map(str, v))}" for a, v in started.items())
@@ -247,7 +247,8 @@ li {{ margin-bottom: 6px; }}
 {f'<p>{html.escape(learning)}</p>' if learning else ''}
 <ul>{''.join(f'<li>{ln}</li>' for ln in lines)}</ul>
 <p><small>Generated from the numbers below. Intervals: per arm, Student's t over seeds, clipped to [0,
-100%] (one run, or every seed equal: the Wilson interval of the pooled test count); differences: paired over the seeds both arms share, else Welch, else Newcombe.
+100%] (one run, or every seed equal: the Wilson interval of the pooled test count); differences: paired
+over the seeds both arms share, else Welch, else Newcombe.
 With 2-3 seeds a t interval is wide: "not settled" often means "more seeds needed", not "no effect".
 The paper's figures are for Sudoku-Extreme at full scale (hidden 512, 60k epochs); they are labelled as the
 paper's and never enter a computation.</small></p>

@@ -236,15 +236,12 @@ def sweep(notebook: str, grid: Mapping[str, list], seeds: Optional[Sequence[int]
     try:
         for i, c in enumerate(cells, 1):
             status = cell_status(c, path.stem)
-            if status == "finished":
-                skipped += 1
-                echo(f"[{i}/{len(cells)}] {c.name}: finished, skipped")
-                continue
-            if not locks.acquire(c):
-                busy += 1
-                echo(f"[{i}/{len(cells)}] {c.name}: being run by another sweep ({locks.holder(c)}), left to it")
-                continue
-            status = cell_status(c, path.stem)  # again, now that no other sweep can change it
+            if status != "finished":
+                if not locks.acquire(c):
+                    busy += 1
+                    echo(f"[{i}/{len(cells)}] {c.name}: being run by another sweep ({locks.holder(c)}), left to it")
+                    continue
+                status = cell_status(c, path.stem)  # again, now that no other sweep can change it
             if status == "finished":
                 skipped += 1
                 echo(f"[{i}/{len(cells)}] {c.name}: finished, skipped")

@@ -89,10 +89,11 @@ class Study:
                 "headline": [{k: v for k, v in r.items()} for r in self.headline()],
                 "files": {k: display_path(v) for k, v in self.files.items()}}
 
-    def save_summary(self) -> Path:
-        """``<outputs>/thinking/<data>-<split>-summary.json`` (atomic)."""
+    def save_summary(self, extra: Optional[dict] = None) -> Path:
+        """``<outputs>/thinking/<data>-<split>-summary.json`` (atomic), with the entries of ``extra`` added
+        (e.g. ``{"dynamics": ...}``)."""
         path = self.run.outputs / "thinking" / f"{self.data.name}-{self.split}-summary.json"
-        write_json_atomic(path, self.summary(), indent=1, default=float)
+        write_json_atomic(path, {**self.summary(), **(extra or {})}, indent=1, default=float)
         self.files["summary"] = path
         return path
 
@@ -105,7 +106,7 @@ def _cached(path: Path, settings: dict, make, echo) -> Trajectories:
         return load_trajectories(path)
     tr = make()
     save_trajectories(tr, path)
-    side.write_text(json.dumps(settings, indent=1, sort_keys=True))
+    write_json_atomic(side, settings, indent=1, sort_keys=True)
     echo(f"wrote {display_path(path)} ({tr.meta['wall_seconds']:.0f} s)")
     return tr
 
